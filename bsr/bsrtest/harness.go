@@ -20,15 +20,23 @@ var Ns = []int{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 23, 31
 
 // Case is one product configuration.
 type Case struct {
+	// Rows and Cols give the matrix shape, R and C the block shape.
 	Rows, Cols, R, C int
-	N                int
-	Density          float64
-	Kind             Kind
-	Accumulate       bool
-	Bias             bool
+	// N is the batch size.
+	N int
+	// Density is the share of blocks kept (for the kinds that use it).
+	Density float64
+	// Kind selects how the matrix is filled.
+	Kind Kind
+	// Accumulate adds the product to a random Y instead of overwriting a
+	// NaN-filled one.
+	Accumulate bool
+	// Bias gives the linear product a random bias.
+	Bias bool
 	// Workers is Options.Workers; ignored when Exec is set.
 	Workers int
-	Exec    *bsr.Executor
+	// Exec, when set, runs the products on this executor.
+	Exec *bsr.Executor
 }
 
 // String names the case for subtest names and messages.
@@ -221,6 +229,9 @@ func output(n int, y0 []float32) (buf, y []float32) {
 
 // CheckAllocs verifies that products run through an Executor allocate
 // nothing in the steady state, for N = 1 and a batch, both products.
+//
+// Under the race detector, whose sync.Pool drops items at random, the
+// products still run but the counts are not checked.
 func CheckAllocs(t *testing.T, k bsr.Kernel, exec *bsr.Executor) {
 	t.Helper()
 	rng := rand.New(rand.NewPCG(7, 7))
@@ -240,7 +251,7 @@ func CheckAllocs(t *testing.T, k bsr.Kernel, exec *bsr.Executor) {
 		if err != nil {
 			t.Fatalf("mul n=%d: %v", n, err)
 		}
-		if allocs != 0 {
+		if allocs != 0 && !raceEnabled {
 			t.Errorf("kernel %s: mul n=%d with an Executor allocates %.1f times per product, want 0", k.Name(), n, allocs)
 		}
 		allocs = testing.AllocsPerRun(20, func() {
@@ -251,7 +262,7 @@ func CheckAllocs(t *testing.T, k bsr.Kernel, exec *bsr.Executor) {
 		if err != nil {
 			t.Fatalf("linear n=%d: %v", n, err)
 		}
-		if allocs != 0 {
+		if allocs != 0 && !raceEnabled {
 			t.Errorf("kernel %s: linear n=%d with an Executor allocates %.1f times per product, want 0", k.Name(), n, allocs)
 		}
 	}

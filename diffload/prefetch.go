@@ -1,0 +1,153 @@
+package diffload
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+)
+
+// Prefetch is a background load of a likely next task's diff set into free
+// pool slots. It never evicts anything; a later switch reuses whatever
+// arrived.
+type Prefetch struct {
+	task   string
+	cancel context.CancelFunc
+	done   chan struct{}
+	stats  *SwitchStats
+	err    error
+}
+
+// Prefetch starts loading task's missing block versions into free slots in
+// layer order, in the background. It replaces (cancels) an earlier
+// prefetch. Cancel ctx or call Cancel to stop it; blocks that arrived and
+// passed their checksums stay resident.
+func (r *Runtime) Prefetch(ctx context.Context, task string) (*Prefetch, error) {
+	ti, ok := r.byName[task]
+	if !ok {
+		return nil, fmt.Errorf("prefetch on %s: %w: %q", r.path, ErrNoTask, task)
+	}
+	pctx, cancel := context.WithCancel(ctx)
+	p := &Prefetch{task: task, cancel: cancel, done: make(chan struct{}),
+		stats: &SwitchStats{Task: task, DirectIO: r.direct, FallbackReason: r.fallback}}
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		cancel()
+		return nil, fmt.Errorf("prefetch %q: %w", task, ErrClosed)
+	}
+	if old := r.prefetch; old != nil {
+		old.Cancel()
+	}
+	r.prefetch = p
+	r.mu.Unlock()
+	go func() {
+		defer close(p.done)
+		defer cancel()
+		defer func() {
+			r.mu.Lock()
+			if r.prefetch == p {
+				r.prefetch = nil
+			}
+			r.mu.Unlock()
+		}()
+		select {
+		case r.loadSem <- struct{}{}:
+		case <-pctx.Done():
+			p.err = fmt.Errorf("prefetch %q: %w", task, pctx.Err())
+			return
+		}
+		defer func() { <-r.loadSem }()
+		p.err = r.prefetch1(pctx, ti, p.stats)
+	}()
+	return p, nil
+}
+
+func (r *Runtime) prefetch1(ctx context.Context, ti *taskInfo, stats *SwitchStats) error {
+	start := time.Now()
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return fmt.Errorf("prefetch %q: %w", ti.spec.Name, ErrClosed)
+	}
+	var diff []uint32
+	for _, v := range ti.versions {
+		if r.slotOf[v] < 0 {
+			diff = append(diff, v)
+		}
+	}
+	stats.Reused = len(ti.versions) - len(diff)
+	// Free slots only, lowest layers first.
+	diff = diff[:min(len(diff), len(r.free))]
+	slices.Sort(r.free)
+	byVer := slices.Clone(diff)
+	slices.Sort(byVer)
+	for i, v := range byVer {
+		s := r.free[i]
+		r.slotOf[v] = s
+		r.slots[s] = slotInfo{ver: int32(v)}
+	}
+	r.free = slices.Delete(r.free, 0, len(diff))
+	loads := make([]load, len(diff))
+	for i, v := range diff {
+		loads[i] = load{ver: v, slot: r.slotOf[v], pos: int32(i)}
+	}
+	r.mu.Unlock()
+	reqs, extents := r.buildRequests(loads)
+	stats.Extents = extents
+	stats.Plan = time.Since(start)
+	verified := make([]bool, len(loads))
+	ioSt, _, err := r.runIO(ctx, reqs, func(ls []load) {
+		r.mu.Lock()
+		for _, l := range ls {
+			r.slots[l.slot].valid = true
+			r.slots[l.slot].lastUse = r.tick
+			verified[l.pos] = true
+		}
+		r.mu.Unlock()
+	})
+	r.mu.Lock()
+	n := 0
+	for _, l := range loads {
+		if verified[l.pos] {
+			n++
+			continue
+		}
+		r.slotOf[l.ver] = -1
+		r.slots[l.slot] = slotInfo{ver: -1}
+		r.free = append(r.free, l.slot)
+	}
+	r.mu.Unlock()
+	stats.Versions = n
+	stats.Requests = ioSt.requests
+	stats.BytesRead = ioSt.bytes
+	stats.GapBytes = ioSt.gap
+	stats.Read = ioSt.read
+	stats.Verify = ioSt.verify
+	if ioSt.read > 0 {
+		stats.Bandwidth = float64(ioSt.bytes) / ioSt.read.Seconds()
+	}
+	stats.Total = time.Since(start)
+	if err != nil {
+		return fmt.Errorf("prefetch %q: %w", ti.spec.Name, err)
+	}
+	return nil
+}
+
+// Task returns the prefetched task's name.
+func (p *Prefetch) Task() string { return p.task }
+
+// Cancel stops the prefetch; requests in flight finish and what they
+// brought in stays resident once verified.
+func (p *Prefetch) Cancel() { p.cancel() }
+
+// Done is closed when the prefetch has finished.
+func (p *Prefetch) Done() <-chan struct{} { return p.done }
+
+// Wait waits for the prefetch to finish and returns its statistics
+// (Versions counts the versions loaded) and error (context.Canceled after
+// Cancel).
+func (p *Prefetch) Wait() (*SwitchStats, error) {
+	<-p.done
+	return p.stats, p.err
+}

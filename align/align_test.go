@@ -211,7 +211,7 @@ func TestChooseBase(t *testing.T) {
 	diff[7] = 0
 	pruned, total := 40.0, 100.0
 	prev := -1
-	for _, eps := range DefaultCurveEps {
+	for _, eps := range []float64{0, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1} {
 		c, err := ChooseBase(diff, pruned, total, eps)
 		if err != nil {
 			t.Fatal(err)
@@ -241,7 +241,7 @@ func TestChooseBase(t *testing.T) {
 		t.Fatal("curve saturates: test does not exercise the trade-off")
 	}
 	curve := NewCurve([]float64{0, 0.01})
-	if err := AddCurve(curve, diff, nil, pruned, total); err != nil {
+	if _, err := AddCurve(curve, BoundWeight, diff, nil, pruned, total); err != nil {
 		t.Fatal(err)
 	}
 	if curve[0].Shared != 1 || curve[1].Shared <= 1 || curve[1].Kept != 200 {

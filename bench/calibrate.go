@@ -257,7 +257,10 @@ func measureReads(path string, fileSize, size int64, qd int, d time.Duration, al
 			buf := AlignedBuffer(size, align)
 			for {
 				mu.Lock()
-				if first != nil || time.Since(start) > d || bytes >= maxByte {
+				// Stop when time or bytes run out, but only once a request
+				// has completed: on a loaded machine the point's time can
+				// pass before the first read is even issued.
+				if first != nil || (reqs > 0 && (time.Since(start) > d || bytes >= maxByte)) {
 					mu.Unlock()
 					return
 				}

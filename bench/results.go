@@ -118,6 +118,10 @@ type Results struct {
 	Family string `json:"family"`
 	// Config is the built-in family's configuration (nil for a store).
 	Config *FamilyConfig `json:"config,omitempty"`
+	// Scenario says what the family measures (shared weights with
+	// per-task calibration, or fine-tunes under a version bound); empty
+	// for a packed family.
+	Scenario string `json:"scenario,omitempty"`
 	// Density, Eps, R and C are the packing parameters.
 	Density float64 `json:"density"`
 	Eps     float64 `json:"eps"`
@@ -274,13 +278,20 @@ func FormatDuration(d time.Duration) string {
 // quality table.
 func (r *Results) WriteText(w io.Writer) error {
 	fmt.Fprintf(w, "family: %s\n", r.Family)
+	if r.Scenario != "" {
+		fmt.Fprintf(w, "scenario: %s\n", r.Scenario)
+	}
 	fmt.Fprintf(w, "packing: density %g, eps %g, blocks %dx%d; budget %s (largest task %s, dense task %s)\n",
 		r.Density, r.Eps, r.R, r.C, FormatBytes(float64(r.Budget)), FormatBytes(float64(r.TaskBytes)), FormatBytes(float64(r.DenseBytes)))
 	fmt.Fprintf(w, "loader: %s requests x %d in flight, coalescing gap %s, O_DIRECT %s; device %.0f MB/s (%s); forward window %v, kernel %s\n",
 		FormatBytes(float64(r.Loader.RequestBytes)), r.Loader.InFlight, FormatBytes(float64(r.Loader.CoalesceGap)),
 		directName(r.Loader.Direct), r.DeviceBandwidth/1e6, r.DeviceSource, r.Window, r.Kernel)
 	for _, tr := range r.Traces {
-		fmt.Fprintf(w, "\ntrace %s: %d switches after the cold start\n", tr.Trace, len(tr.Visits)-1)
+		what := ""
+		if r.Scenario != "" {
+			what = " [" + r.Scenario + "]"
+		}
+		fmt.Fprintf(w, "\ntrace %s: %d switches after the cold start%s\n", tr.Trace, len(tr.Visits)-1, what)
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 		fmt.Fprintln(tw, "strategy\tbytes/switch\tprefetched\tmean\tp50\tp99\tfirst layer\tspeedup\tbandwidth\tof device\tpeak pool\tcold start\tcold bytes\t")
 		for _, s := range tr.Strategies {
@@ -305,7 +316,12 @@ func (r *Results) WriteText(w io.Writer) error {
 			fmt.Fprintf(w, ", independent %.1f%%", 100*r.Quality.IndepShare)
 		}
 		fmt.Fprintln(w, ")")
-		writeQuality(w, r.Quality)
+		if err := r.Quality.WriteQualityTable(w); err != nil {
+			return err
+		}
+		if err := r.Quality.WriteCurve(w); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -320,20 +336,6 @@ func directName(d DirectMode) string {
 	return "auto"
 }
 
-func writeQuality(w io.Writer, q *pack.Report) {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "task\tdensity\tretained/indep\tmin tensor\trel weight err\trel output err\tversions\tshared\tprivate\tfrom base\tbytes\t")
-	for _, t := range q.Quality {
-		out := "-"
-		if t.RelOutputErr != nil {
-			out = fmt.Sprintf("%.4f", *t.RelOutputErr)
-		}
-		fmt.Fprintf(tw, "%s\t%.3f\t%.4f\t%.4f\t%.4f\t%s\t%d\t%d\t%d\t%d\t%s\t\n",
-			t.Task, t.Density, t.RetainedRatio, t.MinTensorRatio, t.RelWeightErr, out, t.Versions, t.Shared, t.Private, t.FromBase, FormatBytes(float64(t.Bytes)))
-	}
-	tw.Flush()
-}
-
 // WriteJSON writes the results as indented JSON.
 func (r *Results) WriteJSON(w io.Writer) error {
 	b, err := json.MarshalIndent(r, "", "  ")
@@ -344,29 +346,60 @@ func (r *Results) WriteJSON(w io.Writer) error {
 	return err
 }
 
+// WriteJSONAll writes one run as WriteJSON does, several as a JSON array.
+func WriteJSONAll(w io.Writer, rs []*Results) error {
+	if len(rs) == 1 {
+		return rs[0].WriteJSON(w)
+	}
+	b, err := json.MarshalIndent(rs, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encoding results: %w", err)
+	}
+	_, err = w.Write(append(b, '\n'))
+	return err
+}
+
+// FamilyLabel names the run's family for tables and files: the built-in
+// family's kind ("finetune" or "shared"), or "store" for a packed family.
+func (r *Results) FamilyLabel() string {
+	if r.Config == nil {
+		return "store"
+	}
+	return r.Config.kindName()
+}
+
 // CSVHeader is the header row of WriteCSV.
-var CSVHeader = []string{"trace", "strategy", "switches", "bytes_per_switch", "mean_ms", "p50_ms", "p99_ms", "first_layer_ms",
+var CSVHeader = []string{"family", "trace", "strategy", "switches", "bytes_per_switch", "mean_ms", "p50_ms", "p99_ms", "first_layer_ms",
 	"speedup_vs_mono_sparse", "bandwidth_mb_s", "bandwidth_share", "peak_pool_bytes", "cold_ms", "cold_bytes"}
 
 // WriteCSV writes one row per trace and strategy.
-func (r *Results) WriteCSV(w io.Writer) error {
+func (r *Results) WriteCSV(w io.Writer) error { return WriteCSVAll(w, []*Results{r}) }
+
+// WriteCSVAll writes one header and one row per run, trace and strategy.
+func WriteCSVAll(w io.Writer, rs []*Results) error {
 	cw := csv.NewWriter(w)
 	cw.Write(CSVHeader)
-	ms := func(d time.Duration) string { return strconv.FormatFloat(float64(d)/1e6, 'f', 4, 64) }
-	f := func(v float64) string { return strconv.FormatFloat(v, 'g', 6, 64) }
-	for _, tr := range r.Traces {
-		for _, s := range tr.Strategies {
-			cw.Write([]string{tr.Trace, s.Strategy, strconv.Itoa(s.Steady.Switches), f(s.Steady.BytesPerSwitch),
-				ms(s.Steady.Mean), ms(s.Steady.P50), ms(s.Steady.P99), ms(s.Steady.FirstLayer), f(s.Speedup),
-				f(s.Steady.Bandwidth / 1e6), f(s.BandwidthShare), strconv.FormatInt(s.PeakPoolBytes, 10),
-				ms(s.Cold.Latency), strconv.FormatInt(s.Cold.Bytes, 10)})
-		}
+	for _, r := range rs {
+		r.csvRows(cw)
 	}
 	cw.Flush()
 	if err := cw.Error(); err != nil {
 		return fmt.Errorf("writing CSV: %w", err)
 	}
 	return nil
+}
+
+func (r *Results) csvRows(cw *csv.Writer) {
+	ms := func(d time.Duration) string { return strconv.FormatFloat(float64(d)/1e6, 'f', 4, 64) }
+	f := func(v float64) string { return strconv.FormatFloat(v, 'g', 6, 64) }
+	for _, tr := range r.Traces {
+		for _, s := range tr.Strategies {
+			cw.Write([]string{r.FamilyLabel(), tr.Trace, s.Strategy, strconv.Itoa(s.Steady.Switches), f(s.Steady.BytesPerSwitch),
+				ms(s.Steady.Mean), ms(s.Steady.P50), ms(s.Steady.P99), ms(s.Steady.FirstLayer), f(s.Speedup),
+				f(s.Steady.Bandwidth / 1e6), f(s.BandwidthShare), strconv.FormatInt(s.PeakPoolBytes, 10),
+				ms(s.Cold.Latency), strconv.FormatInt(s.Cold.Bytes, 10)})
+		}
+	}
 }
 
 // Verdict states, per trace, how diff-aligned compares with the targets:
@@ -388,7 +421,11 @@ func (r *Results) Verdict() []string {
 			if s.Speedup < 10 {
 				mark = "missed"
 			}
-			parts = append(parts, fmt.Sprintf("diff-aligned %.1fx mono-sparse (target 10x: %s; %.0fx at p50)", s.Speedup, mark, p50(s)))
+			bytesRatio := 0.0
+			if ms != nil && s.Steady.BytesPerSwitch > 0 {
+				bytesRatio = ms.Steady.BytesPerSwitch / s.Steady.BytesPerSwitch
+			}
+			parts = append(parts, fmt.Sprintf("diff-aligned %.1fx mono-sparse (target 10x: %s; %.0fx at p50; %.1fx fewer bytes)", s.Speedup, mark, p50(s), bytesRatio))
 		}
 		if s := r.Strategy(tr.Trace, DiffPrefetch); s != nil && s.Speedup > 0 {
 			share := 100 / s.Speedup
@@ -410,7 +447,26 @@ func (r *Results) Verdict() []string {
 			}
 		}
 		if len(parts) > 0 {
-			out = append(out, tr.Trace+": "+strings.Join(parts, "; "))
+			label := tr.Trace
+			if r.Config != nil {
+				label = r.Config.kindName() + " family, " + label
+			}
+			out = append(out, label+": "+strings.Join(parts, "; "))
+		}
+	}
+	if q := r.Quality; q != nil && q.Base != "" && len(q.Quality) > 0 {
+		var priv, vers int
+		minDelta := 1.0
+		for _, t := range q.Quality {
+			priv += t.Private
+			vers += t.Versions
+			if t.DeltaRetained != nil {
+				minDelta = math.Min(minDelta, *t.DeltaRetained)
+			}
+		}
+		if vers > 0 {
+			out = append(out, fmt.Sprintf("fine-tunes: %.0f%% of each task's block versions are private (version bound %s, eps %g: every task keeps >= %.1f%% of its fine-tune delta), so a switch between fine-tunes reads about that share of a task: bytes, not the loader, bound the speedup; the shared-weights family shows what alignment alone gives",
+				100*float64(priv)/float64(vers), q.VersionBound, q.Eps, 100*minDelta))
 		}
 	}
 	return out

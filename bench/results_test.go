@@ -53,7 +53,7 @@ func TestSummaryAndTable(t *testing.T) {
 		}
 	}
 	v := strings.Join(r.Verdict(), "\n")
-	if !strings.Contains(v, "diff-aligned 10.0x mono-sparse (target 10x: met; 10x at p50)") {
+	if !strings.Contains(v, "diff-aligned 10.0x mono-sparse (target 10x: met; 10x at p50; 100.0x fewer bytes)") {
 		t.Errorf("verdict %q", v)
 	}
 	buf.Reset()
@@ -61,7 +61,7 @@ func TestSummaryAndTable(t *testing.T) {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
-	if len(lines) != 3 || !strings.HasPrefix(lines[2], "round-robin,diff-aligned,3,1.04858e+06,10.0000,10.0000,15.0000,5.0000,10,") {
+	if len(lines) != 3 || !strings.HasPrefix(lines[2], "store,round-robin,diff-aligned,3,1.04858e+06,10.0000,10.0000,15.0000,5.0000,10,") {
 		t.Errorf("CSV:\n%s", buf.String())
 	}
 }

@@ -44,6 +44,10 @@ type RunOptions struct {
 	R, C         int
 	// Method is the alignment method ("" = the packer's default).
 	Method string
+	// VersionBound is the version bound of the fine-tune family's packs
+	// (align.BoundDelta, the default, or align.BoundWeight); the shared
+	// family is packed without a base and has no version choice.
+	VersionBound string
 	// Traces lists the traces to run (default: all three).
 	Traces []string
 	// Switches is the number of switches per trace after the cold start.
@@ -113,6 +117,7 @@ type tensorRef struct {
 // prepared is everything Run needs before the first switch.
 type prepared struct {
 	family      string
+	scenario    string
 	config      *FamilyConfig
 	tasks       []string
 	aligned     string
@@ -155,6 +160,9 @@ func (o *RunOptions) check() error {
 			return fmt.Errorf("run: %w", err)
 		}
 		if err := align.CheckEps(o.Eps); err != nil {
+			return fmt.Errorf("run: %w", err)
+		}
+		if _, err := align.ParseVersionBound(o.VersionBound); err != nil {
 			return fmt.Errorf("run: %w", err)
 		}
 	}
@@ -237,7 +245,7 @@ func Run(ctx context.Context, opt RunOptions) (*Results, error) {
 	res := &Results{
 		Family: prep.family, Config: prep.config, Density: opt.Density, Eps: opt.Eps, R: opt.R, C: opt.C,
 		Loader: ls, Window: opt.Window, Kernel: opt.Kernel.Name(), Quality: prep.report, IndepQuality: prep.indepReport,
-		DenseBytes: prep.denseBytes,
+		DenseBytes: prep.denseBytes, Scenario: prep.scenario,
 	}
 	if prep.report != nil {
 		res.Density, res.Eps, res.R, res.C = prep.report.Density, prep.report.Eps, prep.report.R, prep.report.C
@@ -715,8 +723,18 @@ func prepare(ctx context.Context, opt *RunOptions) (*prepared, error) {
 		} else {
 			opt.logf("family: generated in %s", fam.Dir)
 		}
-		prep.family = fmt.Sprintf("built-in synthetic family (transformer-like fine-tunes, not trained weights): %d tasks, %d layers, width %d, seed %d",
-			c.Tasks, c.Layers, c.Width, c.Seed)
+		bound, _ := align.ParseVersionBound(opt.VersionBound)
+		base := fam.Path(fam.Base)
+		if c.IsShared() {
+			prep.family = fmt.Sprintf("built-in synthetic family, kind shared (tasks share dense weights and differ by calibration statistics; not trained weights): %d tasks, %d layers, width %d, seed %d",
+				c.Tasks, c.Layers, c.Width, c.Seed)
+			prep.scenario = "shared weights, per-task calibration (the paper's scenario): no base, versions shared by content"
+			base = ""
+		} else {
+			prep.family = fmt.Sprintf("built-in synthetic family, kind finetune (full fine-tunes of a base, every layer moved %.0f-%.0f%%; not trained weights): %d tasks, %d layers, width %d, seed %d",
+				100*c.DeltaScale*c.layerFactor(0), 100*c.DeltaScale, c.Tasks, c.Layers, c.Width, c.Seed)
+			prep.scenario = fmt.Sprintf("fine-tunes of a base, version bound %s at eps %g", bound, opt.Eps)
+		}
 		prep.tasks = fam.Order
 		var inputs []pack.TaskInput
 		for _, t := range fam.Order {
@@ -727,8 +745,11 @@ func prepare(ctx context.Context, opt *RunOptions) (*prepared, error) {
 		if method == "" {
 			method = "default"
 		}
+		if base != "" {
+			tag += "-" + string(bound)
+		}
 		prep.aligned = filepath.Join(fam.Dir, fmt.Sprintf("aligned-%s-e%g-%s.dms", tag, opt.Eps, method))
-		prep.indep = filepath.Join(fam.Dir, fmt.Sprintf("independent-%s.dms", tag))
+		prep.indep = filepath.Join(fam.Dir, fmt.Sprintf("independent-%s-e%g.dms", tag, opt.Eps))
 		// The two packs are single-threaded: run them side by side.
 		type packJob struct{ path, method, what string }
 		jobs := []packJob{{prep.indep, string(align.Independent), "independent"}, {prep.aligned, opt.Method, "aligned"}}
@@ -742,8 +763,8 @@ func prepare(ctx context.Context, opt *RunOptions) (*prepared, error) {
 			t0 := time.Now()
 			phase := "packing " + j.what
 			_, err := pack.Run(j.path, pack.Options{
-				Tasks: inputs, Base: fam.Path(fam.Base), Density: opt.Density, R: opt.R, C: opt.C, Eps: opt.Eps,
-				Method: align.Method(j.method),
+				Tasks: inputs, Base: base, Density: opt.Density, R: opt.R, C: opt.C, Eps: opt.Eps,
+				Method: align.Method(j.method), VersionBound: bound,
 				Progress: func(stage string, d, t int) {
 					opt.Progress.Update(phase+": "+stage, d, t)
 				},
@@ -757,7 +778,7 @@ func prepare(ctx context.Context, opt *RunOptions) (*prepared, error) {
 		if err := errors.Join(errs...); err != nil {
 			return nil, err
 		}
-		monoDir = filepath.Join(fam.Dir, "mono-"+tag)
+		monoDir = filepath.Join(fam.Dir, fmt.Sprintf("mono-%s-e%g", tag, opt.Eps))
 		denseSrc = func(task string) (map[string][]float32, func(), error) {
 			f, err := safetensors.Open(fam.Path(fam.Tasks[task]))
 			if err != nil {

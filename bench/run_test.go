@@ -18,8 +18,8 @@ import (
 
 func tinyRunOptions(t *testing.T) RunOptions {
 	o := DefaultRunOptions()
-	o.Family = FamilyConfig{Layers: 3, Width: 64, MLPRatio: 2, Tasks: 3, Seed: 3, Rank: 4, DeltaScale: 0.04, CalibSpread: 0.3}
-	o.R, o.C = 16, 16
+	o.Family = FamilyConfig{Layers: 3, Width: 64, MLPRatio: 2, Tasks: 3, Seed: 3, Rank: 4, Kind: FamilyShared, DeltaScale: 0.15, CalibSpread: 0.3}
+	o.R, o.C = 32, 32
 	o.Switches = 5
 	o.Window = time.Millisecond
 	o.CacheDir = t.TempDir()
@@ -69,7 +69,7 @@ func TestRunTinyFamily(t *testing.T) {
 	if err := res.WriteText(&text); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"trace round-robin", "trace markov", "diff-aligned+prefetch", "per-task quality", "traffic-light", "rel weight err"} {
+	for _, want := range []string{"trace round-robin", "trace markov", "diff-aligned+prefetch", "per-task quality", "traffic-light", "weight err", "scenario: shared weights"} {
 		if !strings.Contains(text.String(), want) {
 			t.Errorf("text output lacks %q:\n%s", want, text.String())
 		}
@@ -181,5 +181,60 @@ func TestRunPackedStore(t *testing.T) {
 	}
 	if res.IndepQuality == nil {
 		t.Error("independent quality report missing")
+	}
+}
+
+// TestRunFinetuneFamily runs the fine-tune family under the delta bound:
+// every task keeps 99% of its fine-tune, so every kept block is private and
+// a round-robin switch reads the whole target task; the report says so.
+func TestRunFinetuneFamily(t *testing.T) {
+	o := tinyRunOptions(t)
+	o.Family.Kind = FamilyFinetune
+	o.Traces = []string{TraceRoundRobin}
+	o.Strategies = []string{MonoSparse, DiffAligned}
+	res, err := Run(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := res.Quality
+	if q == nil || q.VersionBound != string(align.BoundDelta) || q.Base == "" {
+		t.Fatalf("quality report %+v: want a base and the delta bound", q)
+	}
+	var minBytes int64 = -1
+	for _, tq := range q.Quality {
+		if tq.DeltaRetained == nil || *tq.DeltaRetained < 0.99 {
+			t.Fatalf("task %s: delta retained %v, want >= 0.99", tq.Task, tq.DeltaRetained)
+		}
+		if tq.Private != tq.Versions || len(tq.Curve) != len(align.DefaultCurveEps) {
+			t.Errorf("task %s: %d of %d versions private, curve of %d points", tq.Task, tq.Private, tq.Versions, len(tq.Curve))
+		}
+		if minBytes < 0 || tq.Bytes < minBytes {
+			minBytes = tq.Bytes
+		}
+		last := tq.Curve[len(tq.Curve)-1]
+		// At eps 1 every kept block is the base's: only blocks no other
+		// task keeps stay private.
+		if last.Eps != 1 || last.Shared != last.Kept || last.Private >= tq.Curve[0].Private || last.DeltaRetained() != 0 {
+			t.Errorf("task %s: curve at eps 1 %+v: want every block on the base", tq.Task, last)
+		}
+		if first := tq.Curve[0]; first.Shared != 0 || first.SwitchBytes < float64(tq.Bytes)*0.99 {
+			t.Errorf("task %s: curve at eps 0 %+v: want nothing shared and the whole task read per switch (%d bytes)", tq.Task, first, tq.Bytes)
+		}
+	}
+	da := res.Strategy(TraceRoundRobin, DiffAligned)
+	if da.Steady.BytesPerSwitch < 0.99*float64(minBytes) {
+		t.Errorf("diff-aligned reads %.0f bytes per switch, less than a whole task (%d) although every version is private", da.Steady.BytesPerSwitch, minBytes)
+	}
+	var text bytes.Buffer
+	if err := res.WriteText(&text); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"version bound delta", "delta kept", "base-sharing curve", "scenario: fine-tunes"} {
+		if !strings.Contains(text.String(), want) {
+			t.Errorf("text output lacks %q:\n%s", want, text.String())
+		}
+	}
+	if v := strings.Join(res.Verdict(), "\n"); !strings.Contains(v, "private") || !strings.Contains(v, "finetune family") {
+		t.Errorf("verdict does not explain the fine-tune result:\n%s", v)
 	}
 }

@@ -18,6 +18,7 @@
  *   PREFETCH(p)    prefetch the cache line at p for reading
  *   TMR, TNV       micro-tile: TMR block rows x TNV vectors of the batch
  *   NSMALL         (optional) largest batch the small-batch path takes
+ *   CUNROLL        (optional) unroll factor of the tile's column loop
  *   TAIL_SFX       (only if !HAS_MASK and VL > 1) the suffix of an
  *                  already-instantiated VL == 1 variant that handles the
  *                  last n % VL batch columns
@@ -30,7 +31,9 @@
  * FMAed into its row of the tile. The next block's rows of the tile are
  * prefetched (paged views scatter blocks, which defeats hardware
  * prefetchers at every block). Rows past the true shape reuse the last
- * valid row's weights and are not stored. Linear is the same product on X
+ * valid row's weights and are not stored. Long block rows are cut into
+ * groups of blocks whose X rows (one batch chunk) fit in ~192 KiB of L2;
+ * groups after the first accumulate into Y. Linear is the same product on X
  * transposed, stored transposed with the bias added.
  *
  * 2 <= n <= NSMALL with C in {16, 32, 64}: see small_cc, vectorised along
@@ -48,12 +51,19 @@
 
 #define DMS_INLINE static inline __attribute__((always_inline))
 
+/* Unroll factor of the tile's loop over block columns (CUNROLL, default 1). */
+#ifndef CUNROLL
+#define CUNROLL 1
+#endif
+#define DMS_PRAGMA_(x) _Pragma(#x)
+#define DMS_UNROLL(k) DMS_PRAGMA_(GCC unroll k)
+
 /* One TMR x nv tile: rows rt..rt+mr-1 of block row i, batch columns
  * n0 .. n0+w-1 where w = (nv-1)*VL + (masked ? lanes of mlast : VL). CC is
  * the block width (a constant in the specialised copies). */
 DMS_INLINE ATTR void FN(tile)(float *restrict y, const dms_view *restrict a,
-                              const float *restrict x, int64_t n, int64_t i, int64_t kb, int64_t ke, int64_t rt,
-                              int mr, int64_t n0, int w, const int nv, const int masked,
+                              const float *restrict x, int64_t n, int64_t i, int64_t kb,
+                              int64_t ke, int64_t rt, int mr, int64_t n0, int w, const int nv, const int masked,
 #if HAS_MASK
                               MT mlast,
 #endif
@@ -88,7 +98,7 @@ DMS_INLINE ATTR void FN(tile)(float *restrict y, const dms_view *restrict a,
 		if (cols > CC)
 			cols = CC;
 		const float *restrict xp = x + c0 * n + n0;
-#pragma GCC unroll 1
+		DMS_UNROLL(CUNROLL)
 		for (int64_t c = 0; c < cols; c++) {
 			VT xv[TNV];
 #pragma GCC unroll 8
@@ -245,29 +255,41 @@ DMS_INLINE ATTR void FN(block_row_group)(float *y, const dms_view *a, const floa
 	if (rem <= 0)
 		return;
 	const int nv = (int)((rem + VL - 1) / VL);
-	/* The remainder chunk always goes through the mask (a full mask when
-	 * rem is a multiple of VL): one copy per vector count. */
+	/* The remainder chunk goes through the mask only when it ends in a
+	 * partial vector. */
+#if HAS_MASK
+#define REM_CHUNK(NV)                                                                      \
+	if (rem % VL)                                                                      \
+		FN(chunk)(y, a, x, n, i, kb, ke, rows, n0, (int)rem, NV, 1, CC, linear, bias,  \
+		          accumulate);                                                     \
+	else                                                                               \
+		FN(chunk)(y, a, x, n, i, kb, ke, rows, n0, (int)rem, NV, 0, CC, linear, bias,  \
+		          accumulate);
+#else
+#define REM_CHUNK(NV)                                                                      \
+	FN(chunk)(y, a, x, n, i, kb, ke, rows, n0, (int)rem, NV, 0, CC, linear, bias, accumulate);
+#endif
 	switch (nv) {
 #if TNV > 3
 	case 3:
-		FN(chunk)(y, a, x, n, i, kb, ke, rows, n0, (int)rem, 3, HAS_MASK, CC, linear, bias, accumulate);
+		REM_CHUNK(3)
 		break;
 #endif
 #if TNV > 2
 	case 2:
-		FN(chunk)(y, a, x, n, i, kb, ke, rows, n0, (int)rem, 2, HAS_MASK, CC, linear, bias, accumulate);
+		REM_CHUNK(2)
 		break;
 #endif
 #if TNV > 1
 	case 1:
-		FN(chunk)(y, a, x, n, i, kb, ke, rows, n0, (int)rem, 1, HAS_MASK, CC, linear, bias, accumulate);
+		REM_CHUNK(1)
 		break;
 #endif
 	default:
-		FN(chunk)(y, a, x, n, i, kb, ke, rows, n0, (int)rem, TNV, HAS_MASK, CC, linear, bias,
-		          accumulate);
+		REM_CHUNK(TNV)
 		break;
 	}
+#undef REM_CHUNK
 }
 
 /* Block row i over batch columns [nlo, nhi), for a constant block width. */
@@ -608,3 +630,6 @@ ATTR void CAT(dms_linear, SFX)(float *y, const float *xt, int64_t n, const dms_v
 #undef GV_ROWS
 #undef FN
 #undef DMS_INLINE
+#undef CUNROLL
+#undef DMS_UNROLL
+#undef DMS_PRAGMA_

@@ -130,6 +130,7 @@ static inline __attribute__((always_inline, target("avx2,fma"))) float dms_avx2_
 #define TMR 8
 #define TNV 3
 #define NSMALL 8
+#define CUNROLL 4
 #include "bsr_tmpl.h"
 #undef NSMALL
 #undef SFX

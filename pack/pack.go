@@ -48,7 +48,8 @@ type Options struct {
 	Density float64
 	// R and C give the block shape.
 	R, C int
-	// Eps is the tolerance of the quality bound (>= 0).
+	// Eps is the tolerance of the quality bounds (>= 0): of the aligned
+	// masks' importance and, with a base, of VersionBound.
 	Eps float64
 	// Method selects independent, core or swap (default) masks.
 	Method align.Method
@@ -62,6 +63,13 @@ type Options struct {
 	// Weights optionally gives task transition frequencies (T x T) for the
 	// alignment and the layout.
 	Weights [][]float64
+	// VersionBound is the bound under which a kept block deploys the
+	// base's version (with a base only): align.BoundDelta (default: each
+	// task keeps at least 1 - Eps of its fine-tune delta energy on its kept
+	// blocks, per tensor) or align.BoundWeight (the substitutions add at
+	// most Eps of the kept weights' squared norm to the squared weight
+	// error, per tensor).
+	VersionBound align.VersionBound
 	// CurveEps lists the tolerances of the base-sharing curve (default
 	// align.DefaultCurveEps).
 	CurveEps []float64
@@ -129,6 +137,14 @@ func (o *Options) check() error {
 	if _, err := align.ParseMethod(string(o.Method)); err != nil {
 		return fmt.Errorf("pack: %w", err)
 	}
+	if _, err := align.ParseVersionBound(string(o.VersionBound)); err != nil {
+		return fmt.Errorf("pack: %w", err)
+	}
+	for _, e := range o.CurveEps {
+		if err := align.CheckEps(e); err != nil {
+			return fmt.Errorf("pack: curve tolerance: %w", err)
+		}
+	}
 	return nil
 }
 
@@ -164,6 +180,8 @@ type state struct {
 	q          []TaskQuality
 	out        [][]float64 // per task, rel output err per tensor
 	curves     [][]align.CurvePoint
+	curvePriv  [][]int     // per task and curve point: private versions
+	curveDiff  [][][]int64 // per curve point, from, to: versions to read
 	share      align.PairShare
 	indepShare align.PairShare
 	store      *diffload.StoreWriter
@@ -188,6 +206,7 @@ func Run(out string, opt Options, keepMasks bool) (res *Result, err error) {
 	if opt.CurveEps == nil {
 		opt.CurveEps = align.DefaultCurveEps
 	}
+	opt.VersionBound, _ = align.ParseVersionBound(string(opt.VersionBound))
 	if opt.Alignment == 0 {
 		opt.Alignment = 4096
 	}
@@ -245,6 +264,16 @@ func Run(out string, opt Options, keepMasks bool) (res *Result, err error) {
 		s.q[i].MinTensorRatio = 1
 		if s.base != nil {
 			s.curves[i] = align.NewCurve(opt.CurveEps)
+			s.curvePriv = append(s.curvePriv, make([]int, len(opt.CurveEps)))
+		}
+	}
+	if s.base != nil {
+		s.curveDiff = make([][][]int64, len(opt.CurveEps))
+		for e := range s.curveDiff {
+			s.curveDiff[e] = make([][]int64, T)
+			for f := range s.curveDiff[e] {
+				s.curveDiff[e][f] = make([]int64, T)
+			}
 		}
 	}
 	if keepMasks {
@@ -666,8 +695,15 @@ func (s *state) blocked(name string, infos []*safetensors.TensorInfo, layer int)
 	s.indepShare.Add(indep)
 	var rank []int // blocks in shared base-preference order
 	if baseHash != nil && !s.opt.OwnBaseChoice {
-		rank = baseRanking(masks, energy, diff)
+		norm := energy // weight bound: differences relative to kept energy
+		if s.opt.VersionBound == align.BoundDelta {
+			norm = diff // delta bound: relative to the kept delta energy
+		}
+		rank = baseRanking(masks, norm, diff)
 	}
+	// Per task and curve point, the kept blocks and which deploy the base.
+	curveKept := make([][]int, T)
+	curveUse := make([][][]bool, T)
 	for t := 0; t < T; t++ {
 		q := &s.q[t]
 		q.MinTensorRatio = math.Min(q.MinTensorRatio, ratio[t])
@@ -707,14 +743,21 @@ func (s *state) blocked(name string, infos []*safetensors.TensorInfo, layer int)
 					}
 				}
 			}
-			ch, err := align.ChooseBaseOrdered(kd, prefer, pruned, total, s.opt.Eps)
+			ch, err := align.ChooseBaseBound(s.opt.VersionBound, kd, prefer, pruned, total, s.opt.Eps)
 			if err != nil {
 				return fmt.Errorf("pack: task %q: tensor %q: %w", s.opt.Tasks[t].Name, name, err)
 			}
 			useBase = ch.UseBase
 			err2 = ch.Err2
-			if err := align.AddCurve(s.curves[t], kd, prefer, pruned, total); err != nil {
-				return err
+			q.deltaTotal += ch.DeltaTotal
+			q.deltaSubst += ch.DeltaSubst
+			chs, err := align.AddCurve(s.curves[t], s.opt.VersionBound, kd, prefer, pruned, total)
+			if err != nil {
+				return fmt.Errorf("pack: task %q: tensor %q: base-sharing curve: %w", s.opt.Tasks[t].Name, name, err)
+			}
+			curveKept[t] = kept
+			for _, c := range chs {
+				curveUse[t] = append(curveUse[t], c.UseBase)
 			}
 		}
 		q.Kept += len(kept)
@@ -760,12 +803,55 @@ func (s *state) blocked(name string, infos []*safetensors.TensorInfo, layer int)
 		}
 		q.Tensors = append(q.Tensors, tt.entry)
 	}
+	if baseHash != nil {
+		s.addCurveVersions(curveKept, curveUse, hashes, baseHash)
+	}
 	return nil
 }
 
+// addCurveVersions counts, for each point of the base-sharing curve, the
+// tensor's block versions each task would use: private ones, and for every
+// ordered task pair the versions the target has and the source lacks.
+func (s *state) addCurveVersions(kept [][]int, use [][][]bool, hashes [][][16]byte, baseHash [][16]byte) {
+	T := len(kept)
+	for e := range s.curveDiff {
+		users := map[[16]byte]uint64{}
+		for t := 0; t < T; t++ {
+			for i, b := range kept[t] {
+				h := hashes[t][b]
+				if use[t][e][i] {
+					h = baseHash[b]
+				}
+				users[h] |= 1 << uint(t)
+			}
+		}
+		for _, m := range users {
+			if bits64(m) == 1 {
+				for t := 0; t < T; t++ {
+					if m&(1<<uint(t)) != 0 {
+						s.curvePriv[t][e]++
+					}
+				}
+			}
+			for to := 0; to < T; to++ {
+				if m&(1<<uint(to)) == 0 {
+					continue
+				}
+				for from := 0; from < T; from++ {
+					if m&(1<<uint(from)) == 0 {
+						s.curveDiff[e][from][to]++
+					}
+				}
+			}
+		}
+	}
+}
+
 // baseRanking orders blocks by the mean over the tasks that keep them of
-// the task's difference from the base relative to its kept energy, blocks
-// kept by more tasks first among equals.
+// the task's difference from the base relative to the task's kept norm
+// energy (sum over kept blocks of norm: the weights' energy for the weight
+// bound, the delta energy for the delta bound), blocks kept by more tasks
+// first among equals.
 func baseRanking(masks [][]bool, energy, diff [][]float64) []int {
 	n := len(masks[0])
 	score := make([]float64, n)
@@ -959,6 +1045,7 @@ func (s *state) report(pos []uint32) *Report {
 	}
 	if s.base != nil {
 		rep.Base = filepath.Base(s.opt.Base)
+		rep.VersionBound = string(s.opt.VersionBound)
 	}
 	positions := make([][]uint32, T)
 	for t := 0; t < T; t++ {
@@ -1012,6 +1099,25 @@ func (s *state) report(pos []uint32) *Report {
 			}
 			mean := sum / float64(len(s.out[t]))
 			q.RelOutputErr, q.MaxRelOutputErr = &mean, &mx
+		}
+		if s.base != nil {
+			r := 1.0
+			if q.deltaTotal > 0 {
+				r = math.Max(0, 1-q.deltaSubst/q.deltaTotal)
+			}
+			q.DeltaRetained = &r
+			for e := range s.curves[t] {
+				s.curves[t][e].Private = s.curvePriv[t][e]
+				if T > 1 {
+					var sum int64
+					for from := 0; from < T; from++ {
+						if from != t {
+							sum += s.curveDiff[e][from][t]
+						}
+					}
+					s.curves[t][e].SwitchBytes = float64(sum) * float64(slot) / float64(T-1)
+				}
+			}
 		}
 		q.Curve = s.curves[t]
 		rep.Quality = append(rep.Quality, *q)

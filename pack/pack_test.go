@@ -29,8 +29,9 @@ func packFamily(t *testing.T, fam *family, opt Options) (string, *Result) {
 
 // checkDeployed exports every task densely and checks, per blocked tensor,
 // the mask density, that kept blocks hold the task's own values or the
-// base's, and the version bound: squared error <= pruned energy + eps *
-// kept energy.
+// base's, and the version bound of the report: under the weight bound
+// squared error <= pruned energy + eps * kept energy, under the delta bound
+// the substituted delta energy <= eps * the kept blocks' delta energy.
 func checkDeployed(t *testing.T, fam *family, store string, res *Result, eps float64) {
 	t.Helper()
 	var base *safetensors.File
@@ -73,7 +74,7 @@ func checkDeployed(t *testing.T, fam *family, store string, res *Result, eps flo
 			if base != nil {
 				bw, _, _ = base.Float32(name)
 			}
-			var total, pruned, err2 float64
+			var total, pruned, err2, keptDelta, subst float64
 			for r := 0; r < g.Rows; r++ {
 				for c := 0; c < g.Cols; c++ {
 					i := r*g.Cols + c
@@ -85,14 +86,26 @@ func checkDeployed(t *testing.T, fam *family, store string, res *Result, eps flo
 						if dep[i] != 0 {
 							t.Fatalf("task %s %s: pruned block %d holds %g", in.Name, name, b, dep[i])
 						}
-					} else if dep[i] != w[i] && (bw == nil || dep[i] != bw[i]) {
-						t.Fatalf("task %s %s: kept value %d = %g is neither own %g nor base", in.Name, name, i, dep[i], w[i])
+					} else {
+						if dep[i] != w[i] && (bw == nil || dep[i] != bw[i]) {
+							t.Fatalf("task %s %s: kept value %d = %g is neither own %g nor base", in.Name, name, i, dep[i], w[i])
+						}
+						if bw != nil {
+							dd := x - float64(bw[i])
+							keptDelta += dd * dd
+						}
+						ds := x - float64(dep[i])
+						subst += ds * ds
 					}
 					d := x - float64(dep[i])
 					err2 += d * d
 				}
 			}
-			if bound := pruned + eps*(total-pruned); err2 > bound*(1+1e-6) {
+			if res.Report.VersionBound == string(align.BoundDelta) {
+				if subst > eps*keptDelta*(1+1e-6)+1e-30 {
+					t.Fatalf("task %s %s: substituted delta energy %.5g exceeds eps %g * kept delta energy %.5g", in.Name, name, subst, eps, keptDelta)
+				}
+			} else if bound := pruned + eps*(total-pruned); err2 > bound*(1+1e-6) {
 				t.Fatalf("task %s %s: squared weight error %.5g exceeds pruned %.5g + eps %g * kept %.5g", in.Name, name, err2, pruned, eps, total-pruned)
 			}
 		}
@@ -197,8 +210,8 @@ func TestBar(t *testing.T) {
 		if kind == "finetune" {
 			// Shared base ranking against each task's own choice: fewer
 			// versions per switch at the same bound.
-			_, own := packFamily(t, fam, Options{Density: 0.5, Eps: 0.01, OwnBaseChoice: true})
-			_, res := packFamily(t, fam, Options{Density: 0.5, Eps: 0.01})
+			_, own := packFamily(t, fam, Options{Density: 0.5, Eps: 0.01, OwnBaseChoice: true, VersionBound: align.BoundWeight})
+			_, res := packFamily(t, fam, Options{Density: 0.5, Eps: 0.01, VersionBound: align.BoundWeight})
 			mean := func(r *Report) float64 {
 				s := 0
 				for _, d := range r.Diffs {
@@ -221,9 +234,78 @@ func TestBar(t *testing.T) {
 					prev = p.Shared
 				}
 				if q.Curve[0].Shared != 0 || q.Curve[len(q.Curve)-1].Shared == 0 {
-					t.Fatalf("task %s: curve %+v: fine-tuned blocks shared at eps 0, or none at eps 0.1", q.Task, q.Curve)
+					t.Fatalf("task %s: curve %+v: fine-tuned blocks shared at eps 0, or none at eps 1", q.Task, q.Curve)
 				}
 			}
 		}
+	}
+}
+
+// TestVersionBounds packs a fine-tune family under both version bounds and
+// several tolerances and checks, from the exported weights, that the bound
+// holds for every task and tensor; that eps 0 keeps every kept block
+// private, eps 1 puts every kept block on the base under the delta bound;
+// that the curve is monotone and agrees with the store's diffs at the
+// packing tolerance.
+func TestVersionBounds(t *testing.T) {
+	fam := writeFamily(t, famSpec{kind: "finetune", tasks: 3, layers: 2, seed: 5})
+	for _, c := range []struct {
+		bound align.VersionBound
+		eps   float64
+	}{{align.BoundDelta, 0}, {align.BoundDelta, 0.1}, {align.BoundDelta, 0.5}, {align.BoundDelta, 1}, {align.BoundWeight, 0.01}} {
+		store, res := packFamily(t, fam, Options{Density: 0.5, Eps: c.eps, VersionBound: c.bound,
+			CurveEps: []float64{0, 0.01, 0.1, 0.5, 1}})
+		rep := res.Report
+		if rep.VersionBound != string(c.bound) {
+			t.Fatalf("report bound %q, want %q", rep.VersionBound, c.bound)
+		}
+		checkDeployed(t, fam, store, res, c.eps)
+		checkExtents(t, store, rep)
+		for ti, q := range rep.Quality {
+			if q.DeltaRetained == nil {
+				t.Fatalf("%s eps %g task %s: no delta retained", c.bound, c.eps, q.Task)
+			}
+			dr := *q.DeltaRetained
+			t.Logf("%s eps %g task %s: from base %d/%d, delta kept %.4f, weight err %.4f, private %d", c.bound, c.eps, q.Task, q.FromBase, q.Kept, dr, q.RelWeightErr, q.Private)
+			if c.bound == align.BoundDelta && dr < 1-c.eps-1e-9 {
+				t.Fatalf("task %s: delta retained %.4f below 1 - eps %g", q.Task, dr, c.eps)
+			}
+			switch {
+			case c.bound == align.BoundDelta && c.eps == 0 && (q.FromBase != 0 || dr != 1):
+				t.Fatalf("eps 0: task %s has %d blocks on the base", q.Task, q.FromBase)
+			case c.bound == align.BoundDelta && c.eps == 1 && (q.FromBase != q.Kept || dr > 1e-12):
+				t.Fatalf("eps 1: task %s has %d of %d kept blocks on the base", q.Task, q.FromBase, q.Kept)
+			}
+			for i := 1; i < len(q.Curve); i++ {
+				a, b := q.Curve[i-1], q.Curve[i]
+				if b.Shared < a.Shared || b.DeltaRetained() > a.DeltaRetained()+1e-12 || b.Err2 < a.Err2*(1-1e-12) ||
+					b.Private > a.Private || b.SwitchBytes > a.SwitchBytes {
+					t.Fatalf("%s task %s: curve not monotone from %+v to %+v", c.bound, q.Task, a, b)
+				}
+			}
+			// At the packing tolerance the curve's bytes per switch are the
+			// store's mean diff into the task.
+			for _, p := range q.Curve {
+				if p.Eps != c.eps {
+					continue
+				}
+				var sum int64
+				for _, d := range rep.Diffs {
+					if d.To == ti {
+						sum += d.Bytes
+					}
+				}
+				want := float64(sum) / float64(len(rep.Tasks)-1)
+				if math.Abs(p.SwitchBytes-want) > 1e-9*want || p.Private != q.Private {
+					t.Fatalf("%s eps %g task %s: curve bytes/switch %.0f private %d, store diffs %.0f private %d", c.bound, c.eps, q.Task, p.SwitchBytes, p.Private, want, q.Private)
+				}
+				if math.Abs(p.DeltaRetained()-dr) > 1e-9 || math.Abs(p.RelErr()-q.RelWeightErr) > 1e-9 {
+					t.Fatalf("%s eps %g task %s: curve point %+v disagrees with the quality row", c.bound, c.eps, q.Task, p)
+				}
+			}
+		}
+	}
+	if _, err := Run("", Options{Tasks: fam.tasks, Base: fam.base, Density: 0.5, R: 16, C: 16, VersionBound: "loose"}, false); err == nil || !strings.Contains(err.Error(), "loose") {
+		t.Fatalf("unknown version bound: %v", err)
 	}
 }

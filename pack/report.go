@@ -70,12 +70,17 @@ type TaskQuality struct {
 	FromBase int `json:"from_base"`
 	// Bytes is the task's block version bytes (Versions * slot size).
 	Bytes int64 `json:"bytes"`
+	// DeltaRetained is, with a base, the share of the task's fine-tune
+	// delta energy on its kept blocks (sum ||W_b - Base_b||^2) that the
+	// deployed task keeps: 1 - substituted / total; absent without a base.
+	DeltaRetained *float64 `json:"delta_retained,omitempty"`
 	// Curve is the base-sharing curve over eps (with a base only).
 	Curve []align.CurvePoint `json:"curve,omitempty"`
 	// Tensors lists the task's input tensors, for export.
 	Tensors []TensorEntry `json:"tensors"`
 
 	err2, prunedErr2, total2 float64 // accumulators while packing
+	deltaTotal, deltaSubst   float64
 }
 
 // Report is the packer's description of a family, stored in the store's
@@ -94,6 +99,9 @@ type Report struct {
 	MasksFromInput bool    `json:"masks_from_input"`
 	// Base is the base checkpoint's file name ("" without a base).
 	Base string `json:"base,omitempty"`
+	// VersionBound is the bound base versions were chosen under ("delta"
+	// or "weight"; with a base only).
+	VersionBound string `json:"version_bound,omitempty"`
 	// Calibrated lists the tasks that had calibration statistics.
 	Calibrated []string `json:"calibrated,omitempty"`
 	// Share and IndepShare give the mean pairwise share of kept blocks in

@@ -33,7 +33,7 @@ func (r *Report) WriteText(w io.Writer, fileSize int64) error {
 	method := r.Method
 	p("block %dx%d, density %g, eps %g, masks %s", r.R, r.C, r.Density, r.Eps, method)
 	if r.Base != "" {
-		p(", base %s", r.Base)
+		p(", base %s, version bound %s", r.Base, r.boundName())
 	}
 	if len(r.Calibrated) > 0 {
 		p(", calibrated: %s", strings.Join(r.Calibrated, ", "))
@@ -87,19 +87,10 @@ func (r *Report) WriteText(w io.Writer, fileSize int64) error {
 	}
 	tw.Flush()
 
-	p("\nquality per task (retained = importance kept / independent pruning's; errors relative, over blocked tensors):\n")
-	tw = tabwriter.NewWriter(ew, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "task\tdensity\tretained\tmin tensor\tweight err\tpruned-only\toutput err\tmax output\tversions\tshared\tprivate\tfrom base\tbytes\t")
-	for _, q := range r.Quality {
-		out, mx := "-", "-"
-		if q.RelOutputErr != nil {
-			out, mx = fmt.Sprintf("%.4f", *q.RelOutputErr), fmt.Sprintf("%.4f", *q.MaxRelOutputErr)
-		}
-		fmt.Fprintf(tw, "%s\t%.3f\t%.4f\t%.4f\t%.4f\t%.4f\t%s\t%s\t%d\t%d\t%d\t%d\t%s\t\n",
-			q.Task, q.Density, q.RetainedRatio, q.MinTensorRatio, q.RelWeightErr, q.PrunedRelErr, out, mx,
-			q.Versions, q.Shared, q.Private, q.FromBase, human(q.Bytes))
+	p("\n")
+	if err := r.WriteQualityTable(ew); err != nil {
+		return err
 	}
-	tw.Flush()
 
 	if len(r.Tasks) > 1 {
 		p("\nswitch diff sets (row: from, column: to; bytes / extents):\n")
@@ -127,27 +118,80 @@ func (r *Report) WriteText(w io.Writer, fileSize int64) error {
 		tw.Flush()
 	}
 
-	if r.Base != "" && len(r.Quality) > 0 && len(r.Quality[0].Curve) > 0 {
-		p("\nbase-sharing curve (kept blocks deploying the base's version, and relative weight error, per eps):\n")
-		tw = tabwriter.NewWriter(ew, 0, 0, 2, ' ', tabwriter.AlignRight)
-		fmt.Fprint(tw, "task\t")
-		for _, c := range r.Quality[0].Curve {
-			fmt.Fprintf(tw, "eps %g\t", c.Eps)
-		}
-		fmt.Fprintln(tw)
-		for _, q := range r.Quality {
-			fmt.Fprintf(tw, "%s\t", q.Task)
-			for _, c := range q.Curve {
-				share := 0.0
-				if c.Kept > 0 {
-					share = float64(c.Shared) / float64(c.Kept)
-				}
-				fmt.Fprintf(tw, "%.0f%% / %.4f\t", 100*share, c.RelErr())
-			}
-			fmt.Fprintln(tw)
-		}
-		tw.Flush()
+	if err := r.WriteCurve(ew); err != nil {
+		return err
 	}
+	return ew.err
+}
+
+// boundName returns the version bound's name, "weight" for reports written
+// before the delta bound existed.
+func (r *Report) boundName() string {
+	if r.VersionBound == "" {
+		return "weight"
+	}
+	return r.VersionBound
+}
+
+// WriteQualityTable prints the per-task quality table: density, retained
+// importance, weight and output errors, versions, and with a base the share
+// of the fine-tune delta the deployed task keeps.
+func (r *Report) WriteQualityTable(w io.Writer) error {
+	ew := &errWriter{w: w}
+	fmt.Fprintf(ew, "quality per task (retained = importance kept / independent pruning's; errors relative, over blocked tensors")
+	if r.Base != "" {
+		fmt.Fprintf(ew, "; delta kept = share of the fine-tune's delta energy on kept blocks deployed, version bound %s", r.boundName())
+	}
+	fmt.Fprintln(ew, "):")
+	tw := tabwriter.NewWriter(ew, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprint(tw, "task\tdensity\tretained\tmin tensor\tweight err\tpruned-only\toutput err\tmax output\t")
+	if r.Base != "" {
+		fmt.Fprint(tw, "delta kept\t")
+	}
+	fmt.Fprintln(tw, "versions\tshared\tprivate\tfrom base\tbytes\t")
+	for _, q := range r.Quality {
+		out, mx := "-", "-"
+		if q.RelOutputErr != nil {
+			out, mx = fmt.Sprintf("%.4f", *q.RelOutputErr), fmt.Sprintf("%.4f", *q.MaxRelOutputErr)
+		}
+		fmt.Fprintf(tw, "%s\t%.3f\t%.4f\t%.4f\t%.4f\t%.4f\t%s\t%s\t",
+			q.Task, q.Density, q.RetainedRatio, q.MinTensorRatio, q.RelWeightErr, q.PrunedRelErr, out, mx)
+		if r.Base != "" {
+			d := "-"
+			if q.DeltaRetained != nil {
+				d = fmt.Sprintf("%.4f", *q.DeltaRetained)
+			}
+			fmt.Fprintf(tw, "%s\t", d)
+		}
+		fmt.Fprintf(tw, "%d\t%d\t%d\t%d\t%s\t\n", q.Versions, q.Shared, q.Private, q.FromBase, human(q.Bytes))
+	}
+	tw.Flush()
+	return ew.err
+}
+
+// WriteCurve prints, with a base, each task's base-sharing curve: for every
+// tolerance of the version bound, the kept blocks on the base's version,
+// the task's private versions, the mean bytes of a switch into the task,
+// its relative weight error and the share of its fine-tune delta kept.
+func (r *Report) WriteCurve(w io.Writer) error {
+	if r.Base == "" || len(r.Quality) == 0 || len(r.Quality[0].Curve) == 0 {
+		return nil
+	}
+	ew := &errWriter{w: w}
+	fmt.Fprintf(ew, "\nbase-sharing curve over eps (version bound %s; bytes/switch = mean over the other tasks of the versions a switch into the task reads, counted per tensor):\n", r.boundName())
+	tw := tabwriter.NewWriter(ew, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "task\teps\tfrom base\tprivate\tbytes/switch\tweight err\tdelta kept\t")
+	for _, q := range r.Quality {
+		for _, c := range q.Curve {
+			share := 0.0
+			if c.Kept > 0 {
+				share = float64(c.Shared) / float64(c.Kept)
+			}
+			fmt.Fprintf(tw, "%s\t%g\t%.1f%%\t%d\t%s\t%.4f\t%.4f\t\n", q.Task, c.Eps, 100*share, c.Private,
+				human(int64(c.SwitchBytes)), c.RelErr(), c.DeltaRetained())
+		}
+	}
+	tw.Flush()
 	return ew.err
 }
 

@@ -111,6 +111,18 @@ func Cases(seed uint64, exec *bsr.Executor) []Case {
 			})
 		}
 	}
+	// Wide rows: more blocks per block row than a kernel takes in one
+	// K group (the native kernels split long block rows so that X stays in
+	// cache, and accumulate the later groups).
+	for i, sh := range [][4]int{{40, 64*40 + 13, 16, 64}, {37, 32*70 + 5, 8, 32}, {24, 16 * 140, 8, 16}} {
+		for j, n := range []int{1, 6, 16, 37, 50} {
+			out = append(out, Case{
+				Rows: sh[0], Cols: sh[1], R: sh[2], C: sh[3], N: n,
+				Density: 1, Kind: AllDense,
+				Accumulate: (i+j)%2 == 0, Bias: j%2 == 1, Workers: 1 + j%2,
+			})
+		}
+	}
 	return out
 }
 

@@ -189,7 +189,7 @@ func kernelsTable(f kernelsFlags, progress io.Writer) ([]kernelRow, error) {
 			})
 			blas[n] = sec
 			row := kernelRow{Impl: "openblas", Op: f.op, M: M, K: K, R: R, C: C, Density: 100, N: n, Threads: f.threads,
-				Seconds: sec, GFLOPS: 2 * float64(M) * float64(K) * float64(n) / sec / 1e9, VsOpenBLAS: 1, EffVsOpenBLAS: 1}
+				NNZB: ((M + R - 1) / R) * ((K + C - 1) / C), Seconds: sec, GFLOPS: 2 * float64(M) * float64(K) * float64(n) / sec / 1e9, VsOpenBLAS: 1, EffVsOpenBLAS: 1}
 			if n == 1 {
 				row.GBps = float64(M*K*4) / sec / 1e9
 			}

@@ -34,7 +34,7 @@ func (l *pkList) Set(v string) error { *l = append(*l, v); return nil }
 type pkFlags struct {
 	tasks, calibs, include, exclude pkList
 	base, block, masks, method      string
-	transitions                     string
+	transitions, bound, curveEps    string
 	density, eps                    float64
 	independent, ownBase            bool
 	alignment                       int
@@ -53,6 +53,10 @@ func (p *pkFlags) register(fs *flag.FlagSet) {
 	fs.Float64Var(&p.density, "density", 0.5, "share of blocks each task keeps, in (0, 1]")
 	fs.Float64Var(&p.eps, "eps", 0.01, "quality tolerance: each task keeps >= (1-eps) of independent pruning's importance per tensor")
 	fs.BoolVar(&p.independent, "independent", false, "prune each task independently (the baseline) instead of aligning")
+	fs.StringVar(&p.bound, "version-bound", "delta", "with --base, when a kept block may deploy the base's version instead of the task's own, per task and tensor:\n"+
+		"\"delta\": the base-version blocks hold at most eps of the task's fine-tune delta energy sum ||W_b - Base_b||^2 over its kept blocks (the task keeps >= 1-eps of its fine-tune);\n"+
+		"\"weight\": they add at most eps of the kept weights' squared norm to the squared weight error (err^2 <= pruned^2 + eps*kept^2; a fine-tune of a few percent fits wholesale)")
+	fs.StringVar(&p.curveEps, "curve-eps", "", "with --base: comma-separated tolerances of the reported base-sharing curve (default 0,0.01,0.05,0.1,0.25,0.5,1)")
 	fs.BoolVar(&p.ownBase, "own-base-choice", false, "with --base: each task picks its base blocks alone (default: a ranking shared by the tasks)")
 	fs.IntVar(&p.alignment, "alignment", 4096, "I/O alignment of block versions in the store, bytes")
 	fs.BoolVar(&p.quiet, "q", false, "no progress bar")
@@ -117,6 +121,21 @@ func (p *pkFlags) options(stderr io.Writer) (pack.Options, error) {
 	opt.Include, opt.Exclude = p.include, p.exclude
 	opt.Alignment = p.alignment
 	opt.OwnBaseChoice = p.ownBase
+	if opt.VersionBound, err = align.ParseVersionBound(p.bound); err != nil {
+		return opt, fmt.Errorf("--version-bound: %w", err)
+	}
+	if p.curveEps != "" {
+		for _, f := range strings.Split(p.curveEps, ",") {
+			e, err := strconv.ParseFloat(strings.TrimSpace(f), 64)
+			if err != nil {
+				return opt, fmt.Errorf("--curve-eps %q: %q is not a number", p.curveEps, f)
+			}
+			if err := align.CheckEps(e); err != nil {
+				return opt, fmt.Errorf("--curve-eps: %w", err)
+			}
+			opt.CurveEps = append(opt.CurveEps, e)
+		}
+	}
 	if p.transitions != "" {
 		if opt.Weights, err = pkTransitions(p.transitions, idx); err != nil {
 			return opt, err
@@ -210,7 +229,7 @@ func runPack(args []string, stdout, stderr io.Writer) error {
 	p.register(fs)
 	out := fs.String("o", "", "store file to write (FAMILY.dms)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: dmbench pack --task NAME=FILE ... [--base FILE] [--calib NAME=FILE] --density D --block RxC --eps E [--independent] [--masks from-input] -o FAMILY.dms")
+		fmt.Fprintln(stderr, "usage: dmbench pack --task NAME=FILE ... [--base FILE] [--calib NAME=FILE] --density D --block RxC --eps E [--independent] [--masks from-input] [--version-bound delta|weight] [--curve-eps LIST] -o FAMILY.dms")
 		fs.PrintDefaults()
 	}
 	if err := pkParse(fs, args); err != nil {

@@ -46,7 +46,8 @@ func TestPackCLIWorkflow(t *testing.T) {
 		t.Fatalf("inspect exit %d: %s", code, errs)
 	}
 	t.Logf("dmbench inspect output:\n%s", out)
-	for _, want := range []string{"tasks: task0, task1, task2", "quality per task", "task2", "from \\ to"} {
+	for _, want := range []string{"tasks: task0, task1, task2", "quality per task", "task2", "from \\ to",
+		"version bound delta", "delta kept", "bytes/switch", "base-sharing curve over eps"} {
 		if !strings.Contains(out, want) {
 			t.Fatalf("inspect output lacks %q", want)
 		}
@@ -142,6 +143,9 @@ func TestPackCLIErrors(t *testing.T) {
 		{[]string{"--masks", "magic"}, "from-input"},
 		{[]string{"--task", "c=" + filepath.Join(dir, "nope.safetensors")}, "nope.safetensors"},
 		{[]string{"--transitions", trans}, "no task named \"zz\""},
+		{[]string{"--version-bound", "loose"}, "version bound \"loose\""},
+		{[]string{"--curve-eps", "0,x"}, "\"x\" is not a number"},
+		{[]string{"--curve-eps", "-0.5"}, "eps -0.5"},
 	} {
 		_, errs, code := pkRun(t, append(append([]string{}, base...), c.extra...)...)
 		if code == 0 || !strings.Contains(errs, c.want) {

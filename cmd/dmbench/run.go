@@ -131,9 +131,11 @@ func runRun(args []string, stdout, stderr io.Writer) (err error) {
 	fs.IntVar(&o.Family.MLPRatio, "mlp-ratio", o.Family.MLPRatio, "built-in family: MLP expansion factor")
 	fs.IntVar(&o.Family.Tasks, "tasks", o.Family.Tasks, fmt.Sprintf("built-in family: number of tasks (1..%d)", len(bench.DrivingTasks)))
 	fs.Uint64Var(&o.Family.Seed, "family-seed", o.Family.Seed, "built-in family: generator seed")
-	fs.Float64Var(&o.Family.DeltaScale, "delta", o.Family.DeltaScale, "built-in family: fine-tune delta of the last block, relative to the weights")
+	fs.Float64Var(&o.Family.DeltaScale, "delta", o.Family.DeltaScale, "built-in fine-tune family: ||delta||_F / ||W||_F of the last block (the first moves 60% of it)")
+	family := fs.String("family", "both", "built-in family: \"finetune\" (full fine-tunes of a base, every layer moved 9-15%), \"shared\" (tasks share dense weights, differ by calibration statistics: the paper's scenario) or \"both\" (one after the other)")
+	fs.StringVar(&o.VersionBound, "version-bound", "delta", "fine-tune family: base-version bound, \"delta\" (each task keeps >= 1-eps of its fine-tune delta energy) or \"weight\" (base versions add <= eps of the kept weights' squared norm to the squared error); see dmbench pack -h")
 	fs.Float64Var(&o.Density, "density", o.Density, "share of blocks each task keeps")
-	fs.Float64Var(&o.Eps, "eps", o.Eps, "alignment tolerance: each task keeps >= (1-eps) of its independent importance")
+	fs.Float64Var(&o.Eps, "eps", o.Eps, "tolerance: each task keeps >= (1-eps) of its independent importance, and of its fine-tune delta under -version-bound delta")
 	block := fs.String("block", "32x32", "block shape RxC")
 	fs.StringVar(&o.Method, "method", "", "alignment method: core or swap (default: the packer's)")
 	traces := fs.String("trace", "round-robin,random,markov", "traces to run, comma-separated")
@@ -149,16 +151,17 @@ func runRun(args []string, stdout, stderr io.Writer) (err error) {
 	direct := fs.String("direct", "auto", "O_DIRECT: auto, force or off")
 	strategies := fs.String("strategies", strings.Join(bench.AllStrategies, ","), "strategies to run, comma-separated")
 	fs.StringVar(&o.CacheDir, "cache", "", "cache directory (default $XDG_CACHE_HOME/dmsparse or ~/.cache/dmsparse)")
-	jsonOut := fs.String("json", "", "write the results as JSON to FILE (- for stdout, replacing the tables)")
-	csvOut := fs.String("csv", "", "write the results as CSV to FILE (- for stdout, replacing the tables)")
-	chart := fs.String("chart", "", "draw the latency distribution per strategy to FILE.svg")
+	jsonOut := fs.String("json", "", "write the results as JSON to FILE (- for stdout, replacing the tables; an array with -family both)")
+	csvOut := fs.String("csv", "", "write the results as CSV to FILE (- for stdout, replacing the tables; a family column tells the runs apart)")
+	chart := fs.String("chart", "", "draw the latency distribution per strategy to FILE.svg (FILE.KIND.svg per family with -family both)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile to FILE")
 	memProfile := fs.String("memprofile", "", "write a heap profile to FILE at the end")
-	switchProfile := fs.String("switchprofile", "", "write a pprof profile of switch time per phase and layer to FILE")
+	switchProfile := fs.String("switchprofile", "", "write a pprof profile of switch time per phase and layer to FILE (FILE.KIND per family with -family both)")
 	verbose := fs.Bool("v", false, "log preparation steps on stderr")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: dmbench run [flags] [FAMILY.dms]")
-		fmt.Fprintln(stderr, "\nWithout FAMILY.dms it generates (once, cached), packs and benchmarks the built-in family.")
+		fmt.Fprintln(stderr, "\nWithout FAMILY.dms it generates (once, cached), packs and benchmarks the built-in families:")
+		fmt.Fprintln(stderr, "fine-tunes of a base under the version bound, then tasks sharing dense weights (-family).")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -179,6 +182,18 @@ func runRun(args []string, stdout, stderr io.Writer) (err error) {
 	}
 	if o.R, o.C, err = parseBlock(*block); err != nil {
 		return err
+	}
+	var kinds []string
+	switch *family {
+	case "both":
+		kinds = []string{bench.FamilyFinetune, bench.FamilyShared}
+	case bench.FamilyFinetune, bench.FamilyShared:
+		kinds = []string{*family}
+	default:
+		return fmt.Errorf("-family %q: want finetune, shared or both", *family)
+	}
+	if o.Store != "" {
+		kinds = []string{""} // a packed family: no built-in kind
 	}
 	o.Traces = splitList(*traces)
 	o.Strategies = splitList(*strategies)
@@ -224,22 +239,30 @@ func runRun(args []string, stdout, stderr io.Writer) (err error) {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	res, err := bench.Run(ctx, o)
-	if err != nil {
-		return err
-	}
-	if *jsonOut == "-" || *csvOut == "-" {
-		if *jsonOut == "-" {
-			if err := res.WriteJSON(stdout); err != nil {
-				return err
-			}
+	text := *jsonOut != "-" && *csvOut != "-"
+	var all []*bench.Results
+	for i, kind := range kinds {
+		ko := o
+		if kind != "" {
+			ko.Family.Kind = kind
 		}
-		if *csvOut == "-" {
-			if err := res.WriteCSV(stdout); err != nil {
-				return err
+		res, err := bench.Run(ctx, ko)
+		if err != nil {
+			if kind != "" {
+				return fmt.Errorf("%s family: %w", kind, err)
 			}
+			return err
 		}
-	} else {
+		all = append(all, res)
+		if !text {
+			continue
+		}
+		if i > 0 {
+			fmt.Fprintln(stdout)
+		}
+		if len(kinds) > 1 {
+			fmt.Fprintf(stdout, "==== %s family ====\n", kind)
+		}
 		if err := res.WriteText(stdout); err != nil {
 			return err
 		}
@@ -249,12 +272,40 @@ func runRun(args []string, stdout, stderr io.Writer) (err error) {
 		}
 		fmt.Fprintf(stdout, "total %v (preparation %v)\n", res.Elapsed.Round(time.Millisecond), res.Prepare.Round(time.Millisecond))
 	}
-	for _, out := range []struct {
+	if *jsonOut == "-" {
+		if err := bench.WriteJSONAll(stdout, all); err != nil {
+			return err
+		}
+	}
+	if *csvOut == "-" {
+		if err := bench.WriteCSVAll(stdout, all); err != nil {
+			return err
+		}
+	}
+	outs := []struct {
 		path  string
 		write func(io.Writer) error
 	}{
-		{*jsonOut, res.WriteJSON}, {*csvOut, res.WriteCSV}, {*chart, res.WriteChartSVG}, {*switchProfile, res.WriteSwitchProfile},
-	} {
+		{*jsonOut, func(w io.Writer) error { return bench.WriteJSONAll(w, all) }},
+		{*csvOut, func(w io.Writer) error { return bench.WriteCSVAll(w, all) }},
+	}
+	for _, res := range all {
+		suffix := func(p string) string {
+			if len(all) == 1 || p == "" {
+				return p
+			}
+			ext := filepath.Ext(p)
+			return strings.TrimSuffix(p, ext) + "." + res.FamilyLabel() + ext
+		}
+		outs = append(outs, struct {
+			path  string
+			write func(io.Writer) error
+		}{suffix(*chart), res.WriteChartSVG}, struct {
+			path  string
+			write func(io.Writer) error
+		}{suffix(*switchProfile), res.WriteSwitchProfile})
+	}
+	for _, out := range outs {
 		if out.path == "" || out.path == "-" {
 			continue
 		}

@@ -1,14 +1,15 @@
 package bench
 
 import (
-	"bufio"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math"
 	"os"
-	"path/filepath"
 	"unsafe"
+
+	"github.com/dmsparse/dmsparse/internal/atomicfile"
 
 	"github.com/dmsparse/dmsparse/bsr"
 	"github.com/dmsparse/dmsparse/profiles"
@@ -79,63 +80,43 @@ func lcm(a, b int64) int64 {
 // at path+".json", both atomically, the index last.
 func writeMono(path, task string, R, C int, ts []monoTensorIn) (*MonoIndex, error) {
 	region := lcm(monoAlign, int64(R*C*4))
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return nil, fmt.Errorf("writing %s: %w", path, err)
-	}
-	tmp := f.Name()
-	fail := func(err error) (*MonoIndex, error) {
-		f.Close()
-		os.Remove(tmp)
-		return nil, fmt.Errorf("writing %s: %w", path, err)
-	}
-	w := bufio.NewWriterSize(f, 1<<20)
 	idx := &MonoIndex{Task: task, R: R, C: C}
-	var off int64 // bytes written
-	var buf [4]byte
-	put := func(v []float32) error {
-		for _, x := range v {
-			binary.LittleEndian.PutUint32(buf[:], math.Float32bits(x))
-			if _, err := w.Write(buf[:]); err != nil {
+	err := atomicfile.Write(path, 0o644, func(w io.Writer) error {
+		var off int64 // bytes written
+		var buf [4]byte
+		put := func(v []float32) error {
+			for _, x := range v {
+				binary.LittleEndian.PutUint32(buf[:], math.Float32bits(x))
+				if _, err := w.Write(buf[:]); err != nil {
+					return err
+				}
+			}
+			off += int64(len(v)) * 4
+			return nil
+		}
+		for _, t := range ts {
+			e := MonoTensor{Name: t.name, Bias: t.bias, Layer: t.layer, Rows: t.m.Rows, Cols: t.m.Cols,
+				Indptr: t.m.Indptr, Indices: t.m.Indices, Offset: off / 4}
+			if err := put(t.m.Data); err != nil {
 				return err
 			}
-		}
-		off += int64(len(v)) * 4
-		return nil
-	}
-	for _, t := range ts {
-		e := MonoTensor{Name: t.name, Bias: t.bias, Layer: t.layer, Rows: t.m.Rows, Cols: t.m.Cols,
-			Indptr: t.m.Indptr, Indices: t.m.Indices, Offset: off / 4}
-		if err := put(t.m.Data); err != nil {
-			return fail(err)
-		}
-		e.BiasOffset, e.BiasLen = off/4, len(t.b)
-		if err := put(t.b); err != nil {
-			return fail(err)
-		}
-		if pad := roundUp(off, region) - off; pad > 0 {
-			if _, err := w.Write(make([]byte, pad)); err != nil {
-				return fail(err)
+			e.BiasOffset, e.BiasLen = off/4, len(t.b)
+			if err := put(t.b); err != nil {
+				return err
 			}
-			off += pad
+			if pad := roundUp(off, region) - off; pad > 0 {
+				if _, err := w.Write(make([]byte, pad)); err != nil {
+					return err
+				}
+				off += pad
+			}
+			idx.Tensors = append(idx.Tensors, e)
 		}
-		idx.Tensors = append(idx.Tensors, e)
-	}
-	idx.Size = off
-	if err := w.Flush(); err != nil {
-		return fail(err)
-	}
-	if err := f.Sync(); err != nil {
-		return fail(err)
-	}
-	if err := f.Close(); err != nil {
-		os.Remove(tmp)
-		return nil, fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return nil, fmt.Errorf("writing %s: %w", path, err)
+		idx.Size = off
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	b, err := json.Marshal(idx)
 	if err != nil {

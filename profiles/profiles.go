@@ -11,11 +11,14 @@ import (
 	"embed"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/dmsparse/dmsparse/internal/atomicfile"
 )
 
 // builtin holds the vendor-figure profiles; a measured local.json written
@@ -253,43 +256,10 @@ func (p *Profile) Save(path string) error {
 // WriteFileAtomic writes data to path so that path holds either its old
 // content or all of data: temp file, fsync, rename, fsync of the directory.
 func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("writing %s: creating temporary file: %w", path, err)
-	}
-	tmp := f.Name()
-	fail := func(step string, err error) error {
-		f.Close()
-		os.Remove(tmp)
-		return fmt.Errorf("writing %s: %s: %w", path, step, err)
-	}
-	if _, err := f.Write(data); err != nil {
-		return fail("write", err)
-	}
-	if err := f.Chmod(perm); err != nil {
-		return fail("chmod", err)
-	}
-	if err := f.Sync(); err != nil {
-		return fail("fsync", err)
-	}
-	if err := f.Close(); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("writing %s: close: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("writing %s: rename: %w", path, err)
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("writing %s: opening directory for fsync: %w", path, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("writing %s: fsync directory: %w", path, err)
-	}
-	return nil
+	return atomicfile.Write(path, perm, func(w io.Writer) error {
+		_, err := w.Write(data)
+		return err
+	})
 }
 
 // ReadPointFor returns the measured point with the largest request size not

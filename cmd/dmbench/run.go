@@ -15,6 +15,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dmsparse/dmsparse/internal/atomicfile"
+
 	"github.com/dmsparse/dmsparse/bench"
 	"github.com/dmsparse/dmsparse/profiles"
 )
@@ -91,35 +93,7 @@ func createOut(path string, stdout io.Writer, write func(io.Writer) error) error
 	if path == "-" {
 		return write(stdout)
 	}
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	tmp := f.Name()
-	if err := write(f); err != nil {
-		f.Close()
-		os.Remove(tmp)
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		os.Remove(tmp)
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err := os.Chmod(tmp, 0o644); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	return nil
+	return atomicfile.Write(path, 0o644, write)
 }
 
 func runRun(args []string, stdout, stderr io.Writer) (err error) {

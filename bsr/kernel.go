@@ -128,13 +128,58 @@ func LinearWith(k Kernel, y, x []float32, n int, a *View, bias []float32, opt Op
 	}
 	j := jobPool.Get().(*job)
 	*j = job{k: k, linear: true, y: y, x: xt, a: a, bias: bias, n: n, acc: opt.Accumulate}
+	var ybuf *[]float32
+	if n >= linearViaMulMinN {
+		// Large batches: compute Y^T = A * X^T with the Mul kernel into
+		// scratch, then transpose it into Y. Storing the kernel's tiles
+		// straight into Y's columns (stride Rows) costs more than the
+		// two transposes once the batch is large.
+		ybuf = transposePool.Get().(*[]float32)
+		if cap(*ybuf) < a.Rows*n {
+			*ybuf = make([]float32, a.Rows*n)
+		}
+		j.yt = (*ybuf)[:a.Rows*n]
+	}
 	run(opt, a.BlockRows(), j)
 	*j = job{}
 	jobPool.Put(j)
 	if buf != nil {
 		transposePool.Put(buf)
 	}
+	if ybuf != nil {
+		transposePool.Put(ybuf)
+	}
 	return nil
+}
+
+// linearViaMulMinN is the batch size from which Linear runs the Mul kernel
+// on X^T and transposes the result, instead of the kernel's own linear form.
+const linearViaMulMinN = 32
+
+// storeTransposed writes rows [r0, r1) of yt (row-major Rows x n) into the
+// columns r0..r1-1 of y (row-major n x Rows), adding bias, or adding to y
+// when accumulate is set.
+func storeTransposed(y, yt []float32, n, rows, r0, r1 int, bias []float32, accumulate bool) {
+	const tile = 16
+	for b0 := 0; b0 < n; b0 += tile {
+		b1 := min(b0+tile, n)
+		for m := r0; m < r1; m++ {
+			var bv float32
+			if bias != nil {
+				bv = bias[m]
+			}
+			src := yt[m*n+b0 : m*n+b1]
+			if accumulate {
+				for b, v := range src {
+					y[(b0+b)*rows+m] += v + bv
+				}
+			} else {
+				for b, v := range src {
+					y[(b0+b)*rows+m] = v + bv
+				}
+			}
+		}
+	}
 }
 
 // transpose writes the rows x cols row-major src into dst as cols x rows,
@@ -161,6 +206,7 @@ type job struct {
 	k      Kernel
 	linear bool
 	y, x   []float32 // for linear, x is X transposed
+	yt     []float32 // for linear with large batches: Y^T scratch
 	a      *View
 	bias   []float32
 	n      int
@@ -172,9 +218,13 @@ var jobPool = sync.Pool{New: func() any { return new(job) }}
 
 // do computes block rows [lo, hi) of the job.
 func (j *job) do(lo, hi int) {
-	if j.linear {
+	switch {
+	case j.linear && j.yt != nil:
+		j.k.MulRows(j.yt, j.a, j.x, j.n, lo, hi, false)
+		storeTransposed(j.y, j.yt, j.n, j.a.Rows, lo*j.a.R, min(hi*j.a.R, j.a.Rows), j.bias, j.acc)
+	case j.linear:
 		j.k.LinearRows(j.y, j.x, j.n, j.a, j.bias, lo, hi, j.acc)
-	} else {
+	default:
 		j.k.MulRows(j.y, j.a, j.x, j.n, lo, hi, j.acc)
 	}
 }

@@ -7,9 +7,9 @@ package diffload
 // across later switches. After a failed switch the views must not be used
 // (blocks that failed verification were freed). The C ABI's
 // dms_pending_views is built on it.
-func (p *Pending) Acquire() *TaskViews {
+func (p *Pending) Acquire() (*TaskViews, error) {
 	p.r.mu.Lock()
 	defer p.r.mu.Unlock()
 	p.st.refs++
-	return &TaskViews{r: p.r, st: p.st}
+	return &TaskViews{r: p.r, st: p.st}, nil
 }

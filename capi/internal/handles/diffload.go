@@ -163,7 +163,13 @@ func (d dlPending) Wait() (Stats, error) {
 	return stats(st), nil
 }
 
-func (d dlPending) Acquire() (Views, error) { return dlViews{d.p.Acquire()}, nil }
+func (d dlPending) Acquire() (Views, error) {
+	v, err := d.p.Acquire()
+	if err != nil {
+		return nil, dlErr(err, Internal)
+	}
+	return dlViews{v}, nil
+}
 
 // dlPrefetch adapts *diffload.Prefetch.
 type dlPrefetch struct{ p *diffload.Prefetch }

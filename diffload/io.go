@@ -115,6 +115,19 @@ func (r *Runtime) buildRequests(loads []load) (reqs []request, extents int) {
 		}
 		reqs[i].bytes = n * S
 	}
+	// Issue the requests in layer order, not extent by extent: the layout
+	// groups versions by the set of tasks using them and only then by
+	// layer, so one extent spans every layer. Requests are already cut at
+	// the request size, so reordering them costs no extra request and
+	// lets the first layers become ready while later ones still load.
+	prio := func(q request) int32 {
+		p := q.loads[0].pos
+		for _, l := range q.loads[1:] {
+			p = min(p, l.pos)
+		}
+		return p
+	}
+	slices.SortStableFunc(reqs, func(a, b request) int { return int(prio(a) - prio(b)) })
 	return reqs, len(exts)
 }
 

@@ -1,6 +1,9 @@
 package diffload
 
-import "testing"
+import (
+	"context"
+	"testing"
+)
 
 // TestRequestsInLayerOrder lays out two groups of versions group-major (all
 // layers of group A, then all layers of group B), as the packer does for
@@ -39,5 +42,48 @@ func TestRequestsInLayerOrder(t *testing.T) {
 		if q.bytes != perReq*4096 {
 			t.Fatalf("request %d reads %d bytes, want %d", k, q.bytes, perReq*4096)
 		}
+	}
+}
+
+// TestPrefetchEvictsOnlyUnpinned fills the pool, then prefetches a third
+// task: the prefetch must make room by evicting the older task's unpinned
+// versions (loading more than the free slots allowed), and must leave every
+// version of the published task resident.
+func TestPrefetchEvictsOnlyUnpinned(t *testing.T) {
+	dir := tmpDir(t)
+	f := writeFamily(t, dir, 32, 32, 3, 0.3, 23)
+	r := openRT(t, f.path, Options{Budget: f.largest(t) * 3 / 2})
+	switchAndCheck(t, r, f, "taskA")
+	switchAndCheck(t, r, f, "taskB")
+	r.mu.Lock()
+	freeBefore := len(r.free)
+	r.mu.Unlock()
+	held, err := r.Acquire()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pf, err := r.Prefetch(context.Background(), "taskC")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pst, err := pf.Wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkInvariants(t, r)
+	if pst.Evicted == 0 || pst.Versions <= freeBefore {
+		t.Fatalf("prefetch loaded %d versions with %d free slots and evicted %d: it did not make room", pst.Versions, freeBefore, pst.Evicted)
+	}
+	res := residentSet(r)
+	for _, v := range r.byName["taskB"].versions {
+		if !res[v] {
+			t.Fatalf("prefetch evicted version %d of the published task", v)
+		}
+	}
+	f.checkViews(t, held)
+	held.Release()
+	st := switchAndCheck(t, r, f, "taskC")
+	if st.Reused < pst.Versions {
+		t.Fatalf("switch reused %d versions, the prefetch loaded %d", st.Reused, pst.Versions)
 	}
 }

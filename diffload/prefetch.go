@@ -8,7 +8,8 @@ import (
 )
 
 // Prefetch is a background load of a likely next task's diff set into free
-// pool slots. It never evicts anything; a later switch reuses whatever
+// pool slots and slots it frees by evicting versions that neither the
+// published task nor any held view pins; a later switch reuses whatever
 // arrived.
 type Prefetch struct {
 	task   string
@@ -18,10 +19,11 @@ type Prefetch struct {
 	err    error
 }
 
-// Prefetch starts loading task's missing block versions into free slots in
-// layer order, in the background. It replaces (cancels) an earlier
-// prefetch. Cancel ctx or call Cancel to stop it; blocks that arrived and
-// passed their checksums stay resident.
+// Prefetch starts loading task's missing block versions in layer order, in
+// the background, into free slots and slots of evictable versions (see
+// Prefetch). It replaces (cancels) an earlier prefetch. Cancel ctx or call
+// Cancel to stop it; blocks that arrived and passed their checksums stay
+// resident.
 func (r *Runtime) Prefetch(ctx context.Context, task string) (*Prefetch, error) {
 	ti, ok := r.byName[task]
 	if !ok {
@@ -70,14 +72,37 @@ func (r *Runtime) prefetch1(ctx context.Context, ti *taskInfo, stats *SwitchStat
 		r.mu.Unlock()
 		return fmt.Errorf("prefetch %q: %w", ti.spec.Name, ErrClosed)
 	}
+	r.gen++
+	if r.gen == 0 {
+		clear(r.mark)
+		r.gen = 1
+	}
 	var diff []uint32
 	for _, v := range ti.versions {
+		r.mark[v] = r.gen
 		if r.slotOf[v] < 0 {
 			diff = append(diff, v)
 		}
 	}
 	stats.Reused = len(ti.versions) - len(diff)
-	// Free slots only, lowest layers first.
+	// Make room by evicting, in policy order, resident versions that
+	// neither the prefetched task nor any held view needs: the published
+	// task's slots are pinned, so candidates never include them.
+	if need := len(diff) - len(r.free); need > 0 {
+		cands := r.candidates()
+		if len(cands) > 0 {
+			r.policy.Order(ti.spec.Name, cands)
+			n := min(need, len(cands))
+			for _, c := range cands[:n] {
+				s := r.slotOf[c.Version]
+				r.slotOf[c.Version] = -1
+				r.slots[s] = slotInfo{ver: -1}
+				r.free = append(r.free, s)
+			}
+			stats.Evicted = n
+		}
+	}
+	// Lowest layers first, as far as the room goes.
 	diff = diff[:min(len(diff), len(r.free))]
 	slices.Sort(r.free)
 	byVer := slices.Clone(diff)

@@ -28,6 +28,17 @@ type EvictionPolicy interface {
 	Order(target string, cands []Candidate)
 }
 
+// PrefetchEvicter is implemented by eviction policies that can tell
+// whether a resident version is worth less than a prefetch: Prefetch evicts
+// to make room only under such a policy (with plain LRU it uses free slots
+// only).
+type PrefetchEvicter interface {
+	// PrefetchEvictable reports whether version v, resident and unpinned
+	// while current is published ("" when none is), may be evicted to
+	// prefetch target.
+	PrefetchEvictable(current, target string, v uint32) bool
+}
+
 // LRU evicts the least recently used block versions first.
 type LRU struct{}
 
@@ -173,4 +184,33 @@ func (tp *TransitionPolicy) Order(target string, cands []Candidate) {
 	for i := range sc {
 		cands[i] = sc[i].c
 	}
+}
+
+// PrefetchEvictable implements PrefetchEvicter: v may make room for a
+// prefetch of target when the probability that the task after current uses
+// v is below the probability that target follows current. With no
+// published task nothing is judged less likely, and nothing is evicted.
+func (tp *TransitionPolicy) PrefetchEvictable(current, target string, v uint32) bool {
+	r := tp.row[current]
+	if r == nil {
+		return false
+	}
+	ti := -1
+	for i, t := range tp.tasks {
+		if t == target {
+			ti = i
+			break
+		}
+	}
+	if ti < 0 {
+		return false
+	}
+	pTarget := 0.0
+	for i, t := range tp.tasks {
+		if t == current {
+			pTarget = tp.p[i][ti]
+			break
+		}
+	}
+	return tp.Score(current, v) < pTarget
 }

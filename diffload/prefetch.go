@@ -8,9 +8,11 @@ import (
 )
 
 // Prefetch is a background load of a likely next task's diff set into free
-// pool slots and slots it frees by evicting versions that neither the
-// published task nor any held view pins; a later switch reuses whatever
-// arrived.
+// pool slots and, under a policy that implements PrefetchEvicter (such as
+// TransitionPolicy), into slots it frees by evicting versions that neither
+// the published task nor any held view pins and that the policy judges
+// less likely to be needed than the prefetched task; a later switch reuses
+// whatever arrived.
 type Prefetch struct {
 	task   string
 	cancel context.CancelFunc
@@ -20,8 +22,8 @@ type Prefetch struct {
 }
 
 // Prefetch starts loading task's missing block versions in layer order, in
-// the background, into free slots and slots of evictable versions (see
-// Prefetch). It replaces (cancels) an earlier prefetch. Cancel ctx or call
+// the background, into free slots and slots of versions the policy lets it
+// evict (see Prefetch). It replaces (cancels) an earlier prefetch. Cancel ctx or call
 // Cancel to stop it; blocks that arrived and passed their checksums stay
 // resident.
 func (r *Runtime) Prefetch(ctx context.Context, task string) (*Prefetch, error) {
@@ -85,22 +87,34 @@ func (r *Runtime) prefetch1(ctx context.Context, ti *taskInfo, stats *SwitchStat
 		}
 	}
 	stats.Reused = len(ti.versions) - len(diff)
-	// Make room by evicting, in policy order, resident versions that
-	// neither the prefetched task nor any held view needs: the published
-	// task's slots are pinned, so candidates never include them.
-	if need := len(diff) - len(r.free); need > 0 {
-		cands := r.candidates()
-		if len(cands) > 0 {
-			r.policy.Order(ti.spec.Name, cands)
-			n := min(need, len(cands))
-			for _, c := range cands[:n] {
-				s := r.slotOf[c.Version]
-				r.slotOf[c.Version] = -1
-				r.slots[s] = slotInfo{ver: -1}
-				r.free = append(r.free, s)
-			}
-			stats.Evicted = n
+	// Make room by evicting resident versions that neither the prefetched
+	// task nor any held view needs (the published task's slots are
+	// pinned, so candidates never include them), but only under a policy
+	// that can judge them worth less than the prefetch: a wrong guess
+	// would otherwise cost the next switch the blocks it evicted.
+	judge, canJudge := r.policy.(PrefetchEvicter)
+	if need := len(diff) - len(r.free); need > 0 && canJudge {
+		cur := ""
+		if r.current != nil {
+			cur = r.current.task.spec.Name
 		}
+		cands := r.candidates()
+		r.policy.Order(cur, cands)
+		n := 0
+		for _, c := range cands {
+			if n == need {
+				break
+			}
+			if !judge.PrefetchEvictable(cur, ti.spec.Name, c.Version) {
+				continue
+			}
+			s := r.slotOf[c.Version]
+			r.slotOf[c.Version] = -1
+			r.slots[s] = slotInfo{ver: -1}
+			r.free = append(r.free, s)
+			n++
+		}
+		stats.Evicted = n
 	}
 	// Lowest layers first, as far as the room goes.
 	diff = diff[:min(len(diff), len(r.free))]

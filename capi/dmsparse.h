@@ -223,7 +223,9 @@ int dms_pending_wait_tensor(dms_pending p, const char *tensor);
  * later ones. The views keep their blocks resident until dms_views_release,
  * also after the switch finished and across later switches. If the switch
  * fails, calls on the views return its error, and pointers obtained from
- * them must no longer be used. Thread-safe. */
+ * them must no longer be used. Once the switch failed, or finished and its
+ * task was since switched away from, dms_pending_views itself fails (use
+ * dms_acquire for the published task). Thread-safe. */
 int dms_pending_views(dms_pending p, dms_views *out);
 
 /* Blocks until the switch finished and its task is published (or it
@@ -285,6 +287,7 @@ int dms_views_dense(dms_views v, const char *name, float *dst, int64_t dst_len, 
 
 /* Linear layer on the named tensor W (rows x cols):
  *   y = x * W^T + bias     (y += ... with DMS_ACCUMULATE)
+ * n is 1 to 2^31-1 (DMS_ERR_INVALID_ARGUMENT otherwise).
  * x is row-major n x cols (x_len >= n*cols), y row-major n x rows
  * (y_len >= n*rows), bias NULL (bias_len 0) or rows floats. Buffers are the
  * caller's, 4-byte aligned, and must not overlap. threads: 0 = all cores,

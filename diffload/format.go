@@ -492,6 +492,7 @@ func decodeManifest(b []byte, h *header, f *footer) (*Manifest, error) {
 	nt := d.count(8, "tasks")
 	m.Tasks = make([]TaskSpec, 0, nt)
 	taskNames := map[string]bool{}
+	var zero []float32 // checkTensor's shared zero block
 	for ti := 0; ti < nt && d.err == nil; ti++ {
 		var t TaskSpec
 		t.Name = d.name("task name")
@@ -525,7 +526,7 @@ func decodeManifest(b []byte, h *header, f *footer) (*Manifest, error) {
 			if d.err != nil {
 				break
 			}
-			if err := checkTensor(&ts, m.R, m.C, uint32(nv)); err != nil {
+			if err := checkTensor(&ts, m.R, m.C, uint32(nv), &zero); err != nil {
 				d.fail("task %q: %v", t.Name, err)
 				break
 			}
@@ -569,8 +570,12 @@ func decodeManifest(b []byte, h *header, f *footer) (*Manifest, error) {
 	return m, nil
 }
 
-// checkTensor validates a tensor's BSR structure and version ids.
-func checkTensor(ts *TensorSpec, R, C int, numVersions uint32) error {
+// checkTensor validates a tensor's BSR structure and version ids. zero
+// caches the one zero block the structural check needs (R*C values, shared
+// by every tensor of a manifest); it is allocated only for a tensor with
+// blocks, whose version ids were checked first, so a store's header cannot
+// make the reader allocate a block without holding one.
+func checkTensor(ts *TensorSpec, R, C int, numVersions uint32, zero *[]float32) error {
 	if ts.Name == "" {
 		return errors.New("tensor with an empty name")
 	}
@@ -584,17 +589,24 @@ func checkTensor(ts *TensorSpec, R, C int, numVersions uint32) error {
 	if len(ts.Indptr) != br+1 {
 		return fmt.Errorf("tensor %q: indptr has %d entries, want %d", ts.Name, len(ts.Indptr), br+1)
 	}
-	// A view over one zero block lets bsr validate the structure without
-	// touching any block data.
-	v := &bsr.View{Rows: ts.Rows, Cols: ts.Cols, R: R, C: C, Indptr: ts.Indptr, Indices: ts.Indices,
-		Arena: make([]float32, R*C), Slots: make([]int32, len(ts.Indices)), Stride: R * C}
-	if err := v.Validate(); err != nil {
-		return fmt.Errorf("tensor %q: %w", ts.Name, err)
-	}
 	for k, id := range ts.Versions {
 		if id >= numVersions {
 			return fmt.Errorf("tensor %q block %d: version %d out of range [0, %d)", ts.Name, k, id, numVersions)
 		}
+	}
+	// A view over one zero block lets bsr validate the structure without
+	// touching any block data. Its shape is padded to whole blocks: the
+	// block grid and so every structural rule are the same, and the
+	// padding rule, meaningless on zero data, would only scan R*C values
+	// per edge block.
+	if len(ts.Indices) > 0 && len(*zero) != R*C {
+		*zero = make([]float32, R*C)
+	}
+	bc := (ts.Cols + C - 1) / C
+	v := &bsr.View{Rows: br * R, Cols: bc * C, R: R, C: C, Indptr: ts.Indptr, Indices: ts.Indices,
+		Arena: *zero, Slots: make([]int32, len(ts.Indices)), Stride: R * C}
+	if err := v.Validate(); err != nil {
+		return fmt.Errorf("tensor %q: %w", ts.Name, err)
 	}
 	return nil
 }

@@ -23,8 +23,8 @@ type Prefetch struct {
 
 // Prefetch starts loading task's missing block versions in layer order, in
 // the background, into free slots and slots of versions the policy lets it
-// evict (see Prefetch). It replaces (cancels) an earlier prefetch. Cancel ctx or call
-// Cancel to stop it; blocks that arrived and passed their checksums stay
+// evict (see Prefetch). It replaces (cancels) an earlier prefetch. Cancel
+// ctx or call Cancel to stop it; blocks that arrived and passed their checksums stay
 // resident.
 func (r *Runtime) Prefetch(ctx context.Context, task string) (*Prefetch, error) {
 	ti, ok := r.byName[task]

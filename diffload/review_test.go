@@ -256,8 +256,8 @@ func TestWaitErrorRace(t *testing.T) {
 	}()
 	_, err = p.Wait()
 	wg.Wait()
-	if !errors.Is(err, ErrCorrupt) {
-		t.Fatalf("switch over corrupt blocks: %v", err)
+	if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), `restore task "taskA"`) {
+		t.Fatalf("switch over corrupt blocks: %v, want its failure and the failed restore of taskA", err)
 	}
 	checkInvariants(t, r)
 }

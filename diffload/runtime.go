@@ -202,6 +202,9 @@ func Open(path string, opt Options) (*Runtime, error) {
 
 func open(s *Store, opt Options) (*Runtime, error) {
 	m := s.m
+	if opt.Budget < 0 {
+		return nil, fmt.Errorf("open %s: pool budget %d B is negative", s.path, opt.Budget)
+	}
 	r := &Runtime{path: s.path, store: s, m: m, opt: opt, slotBytes: m.SlotBytes,
 		byName: map[string]*taskInfo{}, live: map[*taskState]struct{}{}, released: make(chan struct{}),
 		loadSem: make(chan struct{}, 1)}

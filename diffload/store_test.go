@@ -577,7 +577,7 @@ func FuzzDecodeManifest(f *testing.F) {
 		}
 		for _, task := range m.Tasks {
 			for i := range task.Tensors {
-				if err := checkTensor(&task.Tensors[i], m.R, m.C, uint32(m.NumVersions())); err != nil {
+				if err := checkTensor(&task.Tensors[i], m.R, m.C, uint32(m.NumVersions()), new([]float32)); err != nil {
 					t.Fatalf("accepted manifest fails its own check: %v", err)
 				}
 			}

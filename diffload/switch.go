@@ -25,8 +25,13 @@ type Pending struct {
 	layerReady  map[int]chan struct{}
 	done        chan struct{}
 
-	stats   *SwitchStats
-	err     error
+	stats *SwitchStats
+	// err is the switch's error, set before done is closed and never
+	// changed afterwards (WaitTensor, WaitLayer and Acquire read it).
+	err error
+	// final is Wait's result: err plus any failure to restore the
+	// retired task; written once, inside once.
+	final   error
 	retired *taskInfo
 	once    sync.Once
 	// unlock tells Wait to release the load slot (after a restore).
@@ -304,6 +309,23 @@ func (r *Runtime) plan(ctx context.Context, ti *taskInfo, p *Pending) ([]load, e
 				}
 			}
 			r.policy.Order(task, cands)
+			// The policy only orders; check, before evicting anything,
+			// that the victims are evictable candidates, so that a
+			// faulty policy cannot evict the target's or a reader's
+			// blocks (or one version twice: a chosen victim is marked).
+			for i, c := range cands[:need] {
+				if !r.evictable(c.Version) {
+					err := fmt.Errorf("switch to %q: eviction policy %T returned version %d at position %d, which is not an evictable candidate (resident, unpinned, not needed by the target, listed once)", task, r.policy, c.Version, i)
+					if p.retired != nil {
+						if rerr := r.restoreLocked(p); rerr != nil {
+							err = errors.Join(err, rerr)
+						}
+					}
+					r.mu.Unlock()
+					return nil, err
+				}
+				r.mark[c.Version] = r.gen
+			}
 			for _, c := range cands[:need] {
 				s := r.slotOf[c.Version]
 				r.slotOf[c.Version] = -1
@@ -363,6 +385,20 @@ func (r *Runtime) candidates() []Candidate {
 		}
 	}
 	return c
+}
+
+// evictable reports whether version v is resident, verified, unpinned and
+// not needed by the current plan. r.mu is held.
+func (r *Runtime) evictable(v uint32) bool {
+	if int(v) >= len(r.slotOf) {
+		return false
+	}
+	s := r.slotOf[v]
+	if s < 0 {
+		return false
+	}
+	sl := &r.slots[s]
+	return sl.valid && sl.pins == 0 && r.mark[v] != r.gen
 }
 
 // heldBy names the tasks whose views readers still hold. r.mu is held.
@@ -514,6 +550,7 @@ func (p *Pending) Wait() (*SwitchStats, error) {
 	<-p.done
 	p.once.Do(func() {
 		r := p.r
+		p.final = p.err
 		r.mu.Lock()
 		r.releaseLocked(p.st)
 		if p.err != nil && p.retired != nil {
@@ -529,7 +566,7 @@ func (p *Pending) Wait() (*SwitchStats, error) {
 					p.unlock = false
 				}
 				if rerr != nil {
-					p.err = errors.Join(p.err, fmt.Errorf("restore task %q: %w", p.retired.spec.Name, rerr))
+					p.final = errors.Join(p.err, fmt.Errorf("restore task %q: %w", p.retired.spec.Name, rerr))
 				} else {
 					p.stats.Restored = true
 				}
@@ -541,8 +578,8 @@ func (p *Pending) Wait() (*SwitchStats, error) {
 			<-r.loadSem
 		}
 	})
-	if p.err != nil {
-		return p.stats, p.err
+	if p.final != nil {
+		return p.stats, p.final
 	}
 	return p.stats, nil
 }

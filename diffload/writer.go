@@ -179,6 +179,7 @@ func (w *StoreWriter) AddTask(t TaskSpec) error {
 	}
 	c := TaskSpec{Name: t.Name}
 	seen := map[string]bool{}
+	var zero []float32
 	for _, ts := range t.Tensors {
 		if len(ts.Name) > maxName || seen[ts.Name] {
 			return fmt.Errorf("store %s: task %q: tensor name %q repeated or longer than %d bytes", w.path, t.Name, ts.Name, maxName)
@@ -187,7 +188,7 @@ func (w *StoreWriter) AddTask(t TaskSpec) error {
 		if ts.Layer < math.MinInt32 || ts.Layer > math.MaxInt32 {
 			return fmt.Errorf("store %s: task %q tensor %q: layer %d outside int32", w.path, t.Name, ts.Name, ts.Layer)
 		}
-		if err := checkTensor(&ts, int(w.h.R), int(w.h.C), uint32(len(w.crcs))); err != nil {
+		if err := checkTensor(&ts, int(w.h.R), int(w.h.C), uint32(len(w.crcs)), &zero); err != nil {
 			return fmt.Errorf("store %s: task %q: %w", w.path, t.Name, err)
 		}
 		ts.Indptr = append([]int32(nil), ts.Indptr...)

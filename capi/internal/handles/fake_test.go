@@ -68,6 +68,8 @@ type fakeStore struct {
 	closed   bool
 	// gate, when set, holds pipelined switches until closed.
 	gate chan struct{}
+	// releasing, when set, is called at the start of every views Release.
+	releasing func()
 }
 
 var errFakeNotFound = errors.New("fake: no such thing")
@@ -262,6 +264,9 @@ func (v *fakeViews) Dense(name string) ([]float32, []int, error) {
 func (v *fakeViews) Release() {
 	if v.released.Swap(true) {
 		panic("fake: views released twice")
+	}
+	if v.f.releasing != nil {
+		v.f.releasing()
 	}
 	v.f.mu.Lock()
 	v.f.refs--

@@ -62,5 +62,7 @@ func floats(p unsafe.Pointer, length int64, need int64, what string) ([]float32,
 	if uintptr(p)%unsafe.Alignof(float32(0)) != 0 {
 		return nil, errorf(InvalidArgument, "%s at %#x is not 4-byte aligned", what, uintptr(p))
 	}
-	return unsafe.Slice((*float32)(p), length), nil
+	// Only the values the call uses: a length claimed beyond them is never
+	// touched (and cannot overflow the slice's size).
+	return unsafe.Slice((*float32)(p), need), nil
 }

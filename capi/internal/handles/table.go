@@ -14,6 +14,7 @@ package handles
 import (
 	"context"
 	"fmt"
+	"math"
 	"sync"
 	"time"
 	"unsafe"
@@ -54,8 +55,11 @@ type rtEntry struct {
 	// bg counts background goroutines (pending switches, prefetches).
 	bg sync.WaitGroup
 
-	mu       sync.Mutex
-	children map[uint64]struct{}
+	mu sync.Mutex
+	// children maps the handles made from this runtime to their objects.
+	// A views entry leaves it only after its release finished, so Close
+	// can wait for a release that is running concurrently.
+	children map[uint64]any
 }
 
 // viewsEntry is an acquired set of task views.
@@ -233,7 +237,7 @@ func (t *Table) Open(path string, ok bool, opt Options) (uint64, error) {
 		return 0, wrap(Classify(err, IO), err, "open %s", path)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	e := &rtEntry{path: path, b: b, ctx: ctx, cancel: cancel, timeout: opt.SwitchTimeout, children: map[uint64]struct{}{}}
+	e := &rtEntry{path: path, b: b, ctx: ctx, cancel: cancel, timeout: opt.SwitchTimeout, children: map[uint64]any{}}
 	return t.add(e), nil
 }
 
@@ -252,10 +256,10 @@ func (t *Table) runtime(h uint64) (*rtEntry, error) {
 	return e, nil
 }
 
-// adopt records child id of runtime e.
-func (e *rtEntry) adopt(id uint64) {
+// adopt records child id (object o) of runtime e.
+func (e *rtEntry) adopt(id uint64, o any) {
 	e.mu.Lock()
-	e.children[id] = struct{}{}
+	e.children[id] = o
 	e.mu.Unlock()
 }
 
@@ -284,17 +288,13 @@ func (t *Table) Close(h uint64) error {
 	e.ops.Unlock()
 	e.bg.Wait()
 	e.mu.Lock()
-	kids := make([]uint64, 0, len(e.children))
-	for id := range e.children {
-		kids = append(kids, id)
-	}
-	e.children = map[uint64]struct{}{}
+	kids := e.children
+	e.children = map[uint64]any{}
 	e.mu.Unlock()
-	for _, id := range kids {
-		t.mu.Lock()
-		o := t.objs[id]
-		delete(t.objs, id)
-		t.mu.Unlock()
+	for id, o := range kids {
+		t.remove(id, o)
+		// release is idempotent and waits for one running concurrently
+		// in Release, so no views are held when the backend closes.
 		if v, ok := o.(*viewsEntry); ok {
 			v.release(t.alloc)
 		}
@@ -419,7 +419,7 @@ func (t *Table) Begin(h uint64, task string, ok bool) (uint64, error) {
 		pe.stats, pe.err = p.Wait()
 	}()
 	id := t.add(pe)
-	e.adopt(id)
+	e.adopt(id, pe)
 	return id, nil
 }
 
@@ -549,7 +549,7 @@ func (t *Table) Prefetch(h uint64, task string, ok bool) (uint64, error) {
 		stop()
 	}()
 	id := t.add(pf)
-	e.adopt(id)
+	e.adopt(id, pf)
 	return id, nil
 }
 
@@ -612,7 +612,7 @@ func (t *Table) Acquire(h uint64) (uint64, error) {
 	}
 	ve := &viewsEntry{rt: e, v: v, task: v.Task(), names: v.Tensors(), descs: map[string]*tensorDesc{}}
 	id := t.add(ve)
-	e.adopt(id)
+	e.adopt(id, ve)
 	return id, nil
 }
 
@@ -654,7 +654,7 @@ func (t *Table) PendingViews(h uint64) (uint64, error) {
 	pv := &pendingViews{Views: v, pe: pe}
 	ve := &viewsEntry{rt: e, v: pv, task: pe.task, names: v.Tensors(), descs: map[string]*tensorDesc{}}
 	id := t.add(ve)
-	e.adopt(id)
+	e.adopt(id, ve)
 	return id, nil
 }
 
@@ -705,8 +705,8 @@ func (t *Table) Release(h uint64) error {
 	if !t.remove(h, ve) {
 		return errorf(BadHandle, "views handle %d (task %q) is already released", h, ve.task)
 	}
-	ve.rt.disown(h)
 	ve.release(t.alloc)
+	ve.rt.disown(h)
 	return nil
 }
 
@@ -882,8 +882,11 @@ type LayerArgs struct {
 // checkLayer validates the common arguments of Linear and Mul and returns
 // the bsr options.
 func checkLayer(a *LayerArgs) (bsr.Options, error) {
-	if a.N < 1 {
-		return bsr.Options{}, errorf(InvalidArgument, "n = %d, want at least 1", a.N)
+	// Bounding n keeps n*rows and n*cols (each at most 2^31) far from
+	// overflowing, so the buffer checks cannot be fooled by a product that
+	// wraps to a small size.
+	if a.N < 1 || a.N > math.MaxInt32 {
+		return bsr.Options{}, errorf(InvalidArgument, "n = %d, want 1 to %d", a.N, math.MaxInt32)
 	}
 	if a.Flags&^FlagAccumulate != 0 {
 		return bsr.Options{}, errorf(InvalidArgument, "unknown flags %#x (only DMS_ACCUMULATE = 1 is defined)", a.Flags&^FlagAccumulate)

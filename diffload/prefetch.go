@@ -105,7 +105,9 @@ func (r *Runtime) prefetch1(ctx context.Context, ti *taskInfo, stats *SwitchStat
 			if n == need {
 				break
 			}
-			if !judge.PrefetchEvictable(cur, ti.spec.Name, c.Version) {
+			// A faulty policy may hand back versions that are not
+			// candidates (pinned, needed, or listed twice): skip them.
+			if !r.evictable(c.Version) || !judge.PrefetchEvictable(cur, ti.spec.Name, c.Version) {
 				continue
 			}
 			s := r.slotOf[c.Version]

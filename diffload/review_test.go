@@ -2,6 +2,7 @@ package diffload
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"os"
 	"path/filepath"
@@ -260,4 +261,170 @@ func TestWaitErrorRace(t *testing.T) {
 		t.Fatalf("switch over corrupt blocks: %v, want its failure and the failed restore of taskA", err)
 	}
 	checkInvariants(t, r)
+}
+
+// fixChecksums rewrites the header, footer and manifest checksums of b in
+// place (where the regions are in range), so that a fuzzer's mutations reach
+// the structural checks behind them.
+func fixChecksums(b []byte) {
+	le := binary.LittleEndian
+	if len(b) >= HeaderSize {
+		le.PutUint32(b[60:], crc(b[:60]))
+	}
+	if len(b) < HeaderSize+FooterSize {
+		return
+	}
+	ft := b[len(b)-FooterSize:]
+	off, n := le.Uint64(ft[32:]), le.Uint64(ft[40:])
+	if off <= uint64(len(b)) && n <= uint64(len(b))-off {
+		le.PutUint32(ft[48:], crc(b[off:off+n]))
+	}
+	le.PutUint32(ft[60:], crc(ft[:60]))
+}
+
+// FuzzOpenStoreValidChecksums fuzzes OpenStore with the checksums fixed up,
+// so the layout, manifest and structure checks see the mutations. Accepted
+// stores must be readable without panics.
+func FuzzOpenStoreValidChecksums(f *testing.F) {
+	dir := f.TempDir()
+	orig := tinyStore(f, filepath.Join(dir, "seed.dms"))
+	f.Add(orig)
+	f.Add(orig[:len(orig)-1])
+	path := filepath.Join(dir, "fuzz.dms")
+	f.Fuzz(func(t *testing.T, data []byte) {
+		data = append([]byte(nil), data...)
+		fixChecksums(data)
+		if err := os.WriteFile(path, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		s, err := OpenStore(path)
+		if err != nil {
+			if !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("error %v does not wrap ErrCorrupt", err)
+			}
+			return
+		}
+		defer s.Close()
+		for _, task := range s.Manifest().Tasks {
+			for _, ts := range task.Tensors {
+				s.TaskTensor(task.Name, ts.Name)
+			}
+			for _, d := range task.Dense {
+				if _, _, err := s.DenseTensor(task.Name, d.Name); err != nil {
+					t.Fatalf("dense %s/%s of an accepted store: %v", task.Name, d.Name, err)
+				}
+			}
+		}
+	})
+}
+
+// TestRestoreDoesNotWaitForReaders: when a failed switch at a tight budget
+// must reload the retired task but readers of the failed switch's views
+// pin the room, Wait must fail (the previous task has to be switched to
+// again) instead of waiting forever for those readers, which may well be
+// waiting for Wait.
+func TestRestoreDoesNotWaitForReaders(t *testing.T) {
+	dir := tmpDir(t)
+	f := writeFamily(t, dir, 32, 32, 2, 0.2, 35)
+	bOnly := f.only["taskB"]
+	corruptVersion(t, f.path, bOnly[len(bOnly)-1])
+	ctx := context.Background()
+	for attempt := 0; ; attempt++ {
+		r := openRT(t, f.path, Options{Budget: f.largest(t), InFlight: 1, RequestSize: 4096, CoalesceGap: -1})
+		if _, err := r.Switch(ctx, "taskA"); err != nil {
+			t.Fatal(err)
+		}
+		p, err := r.Begin(ctx, "taskB")
+		if err != nil {
+			t.Fatal(err)
+		}
+		held, err := p.Acquire()
+		if err != nil {
+			// The switch failed before the views were taken: retry.
+			p.Wait()
+			if attempt == 5 {
+				t.Fatalf("could not acquire the views of a running switch: %v", err)
+			}
+			continue
+		}
+		done := make(chan error, 1)
+		go func() {
+			_, err := p.Wait()
+			done <- err
+		}()
+		select {
+		case err := <-done:
+			if !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("Wait: %v, want the corrupt block", err)
+			}
+		case <-time.After(5 * time.Second):
+			held.Release()
+			<-done
+			t.Fatal("Wait blocked on readers of the failed switch while restoring the previous task")
+		}
+		held.Release()
+		checkInvariants(t, r)
+		if r.Current() == "" {
+			// The restore was refused for lack of room: a switch brings
+			// taskA back now that the readers are gone.
+			if _, err := r.Switch(ctx, "taskA"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		tv, err := r.Acquire()
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.checkViews(t, tv)
+		tv.Release()
+		return
+	}
+}
+
+// badPrefetchPolicy orders like LRU until bad is set; then it lets a
+// prefetch evict anything and names victim as every candidate.
+type badPrefetchPolicy struct {
+	LRU
+	bad    bool
+	victim uint32
+}
+
+func (b *badPrefetchPolicy) Order(target string, cands []Candidate) {
+	if !b.bad {
+		b.LRU.Order(target, cands)
+		return
+	}
+	for i := range cands {
+		cands[i].Version = b.victim
+	}
+}
+
+func (b *badPrefetchPolicy) PrefetchEvictable(current, target string, v uint32) bool { return true }
+
+// TestPrefetchPolicyCannotEvictPublished: a faulty policy must not make a
+// prefetch evict the published task's (pinned) blocks.
+func TestPrefetchPolicyCannotEvictPublished(t *testing.T) {
+	dir := tmpDir(t)
+	f := writeFamily(t, dir, 32, 32, 3, 0.3, 36)
+	pol := &badPrefetchPolicy{victim: f.only["taskA"][0]}
+	r := openRT(t, f.path, Options{Budget: f.largest(t) + 4*4096, Policy: pol})
+	ctx := context.Background()
+	for _, task := range []string{"taskC", "taskA"} {
+		if _, err := r.Switch(ctx, task); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pol.bad = true
+	pf, err := r.Prefetch(ctx, "taskB")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pf.Wait()
+	checkInvariants(t, r)
+	tv, err := r.Acquire()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.checkViews(t, tv)
+	tv.Release()
 }

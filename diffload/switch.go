@@ -82,7 +82,7 @@ func (r *Runtime) Begin(ctx context.Context, task string) (*Pending, error) {
 	case <-ctx.Done():
 		return nil, fmt.Errorf("switch to %q: waiting for the previous switch: %w", task, ctx.Err())
 	}
-	p, err := r.begin(ctx, ti, start)
+	p, err := r.begin(ctx, ti, start, true)
 	if err != nil {
 		<-r.loadSem
 		return nil, err
@@ -90,7 +90,10 @@ func (r *Runtime) Begin(ctx context.Context, task string) (*Pending, error) {
 	return p, nil
 }
 
-func (r *Runtime) begin(ctx context.Context, ti *taskInfo, start time.Time) (*Pending, error) {
+// begin starts a switch; wait says whether planning may wait for readers
+// to release blocks (a restore from Wait must not: the readers may be
+// waiting for it).
+func (r *Runtime) begin(ctx context.Context, ti *taskInfo, start time.Time, wait bool) (*Pending, error) {
 	task := ti.spec.Name
 	stats := &SwitchStats{Task: task, DirectIO: r.direct, FallbackReason: r.fallback}
 	p := &Pending{r: r, task: ti, start: start, done: make(chan struct{}), stats: stats, layerReady: map[int]chan struct{}{}}
@@ -128,7 +131,7 @@ func (r *Runtime) begin(ctx context.Context, ti *taskInfo, start time.Time) (*Pe
 	}
 	r.mu.Unlock()
 
-	loads, err := r.plan(ctx, ti, p)
+	loads, err := r.plan(ctx, ti, p, wait)
 	if err != nil {
 		return nil, err
 	}
@@ -260,7 +263,7 @@ func (r *Runtime) begin(ctx context.Context, ti *taskInfo, start time.Time) (*Pe
 // It returns the loads in priority (layer) order, and sets p.st to a new
 // task state holding one reference (the Pending's) that pins every slot
 // of the task.
-func (r *Runtime) plan(ctx context.Context, ti *taskInfo, p *Pending) ([]load, error) {
+func (r *Runtime) plan(ctx context.Context, ti *taskInfo, p *Pending, wait bool) ([]load, error) {
 	task := ti.spec.Name
 	for {
 		r.mu.Lock()
@@ -288,6 +291,11 @@ func (r *Runtime) plan(ctx context.Context, ti *taskInfo, p *Pending) ([]load, e
 				r.current = nil
 				r.releaseLocked(old)
 				cands = r.candidates()
+			}
+			if len(cands) < need && !wait {
+				err := fmt.Errorf("switch to %q: pool of %d slots needs %d more free slots, held by readers of %v", task, r.nSlots, need-len(cands), r.heldBy())
+				r.mu.Unlock()
+				return nil, err
 			}
 			if len(cands) < need {
 				held := r.heldBy()
@@ -545,7 +553,12 @@ func (p *Pending) WaitLayer(ctx context.Context, l int) error {
 func (p *Pending) Task() string { return p.task.spec.Name }
 
 // Wait waits for the switch to finish and returns its statistics. After a
-// successful Wait the task is published. Extra calls return the same result.
+// successful Wait the task is published. After a failed one the previous
+// task is published again; at a budget so tight that the switch evicted its
+// blocks, Wait reloads them, and if that fails too (or readers of other
+// views pin the room it needs: Wait never waits for readers) the error says
+// so and no task is published until the next switch. Extra calls return the
+// same result.
 func (p *Pending) Wait() (*SwitchStats, error) {
 	<-p.done
 	p.once.Do(func() {
@@ -559,7 +572,7 @@ func (p *Pending) Wait() (*SwitchStats, error) {
 			} else {
 				// The retired task's blocks were evicted: reload it.
 				r.mu.Unlock()
-				rp, rerr := r.begin(context.Background(), p.retired, time.Now())
+				rp, rerr := r.begin(context.Background(), p.retired, time.Now(), false)
 				if rerr == nil {
 					_, rerr = rp.Wait()
 					// rp released the load slot itself.

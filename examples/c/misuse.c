@@ -186,6 +186,9 @@ int main(int argc, char **argv) {
   EXPECT_MSG(dms_views_linear(views, tname, x, 1, v.cols, y, v.rows, y, v.rows - 1, 0, 0), DMS_ERR_INVALID_ARGUMENT, "bias", NULL);
   EXPECT(dms_views_linear(views, tname, x, 0, v.cols, y, v.rows, NULL, 0, 0, 0), DMS_ERR_INVALID_ARGUMENT);
   EXPECT(dms_views_linear(views, tname, x, -3, v.cols, y, v.rows, NULL, 0, 0, 0), DMS_ERR_INVALID_ARGUMENT);
+  /* n * cols would wrap to 0 in 64 bits: refused, no kernel runs. */
+  EXPECT_MSG(dms_views_linear(views, tname, x, (int64_t)1 << 62, v.cols, y, v.rows, NULL, 0, 0, 0), DMS_ERR_INVALID_ARGUMENT, "n =", NULL);
+  EXPECT_MSG(dms_views_mul(views, tname, x, (int64_t)1 << 62, v.cols, y, v.rows, 0, 0), DMS_ERR_INVALID_ARGUMENT, "n =", NULL);
   EXPECT_MSG(dms_views_linear(views, tname, x, 1, v.cols, y, v.rows, NULL, 0, 0x80, 0), DMS_ERR_INVALID_ARGUMENT, "flags", NULL);
   EXPECT(dms_views_linear(views, tname, x, 1, v.cols, y, v.rows, NULL, 0, 0, -1), DMS_ERR_INVALID_ARGUMENT);
   EXPECT(dms_views_linear(views, "nope", x, 1, v.cols, y, v.rows, NULL, 0, 0, 0), DMS_ERR_NOT_FOUND);

@@ -143,6 +143,7 @@ type ioResult struct {
 // ioStats summarises runIO.
 type ioStats struct {
 	requests int
+	buffers  int
 	bytes    int64
 	gap      int64
 	read     time.Duration
@@ -216,6 +217,7 @@ func (r *Runtime) runIO(ctx context.Context, reqs []request, onVerified func([]l
 			continue
 		}
 		st.requests++
+		st.buffers += len(reqs[x.req].segs)
 		st.bytes += reqs[x.req].bytes
 		st.gap += reqs[x.req].gap
 		st.verify += x.verify

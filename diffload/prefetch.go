@@ -161,6 +161,7 @@ func (r *Runtime) prefetch1(ctx context.Context, ti *taskInfo, stats *SwitchStat
 	r.mu.Unlock()
 	stats.Versions = n
 	stats.Requests = ioSt.requests
+	stats.Buffers = ioSt.buffers
 	stats.BytesRead = ioSt.bytes
 	stats.GapBytes = ioSt.gap
 	stats.Read = ioSt.read

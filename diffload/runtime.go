@@ -88,6 +88,10 @@ type SwitchStats struct {
 	// Requests is the number of pread/preadv calls issued (short reads
 	// retried inside one request are not counted again).
 	Requests int
+	// Buffers is the number of memory buffers those requests filled: one
+	// per request when a request's slots are contiguous in the pool, more
+	// (a preadv) when the free slots it reads into are scattered.
+	Buffers int
 	// Extents is the number of runs the diff set was coalesced into.
 	Extents int
 	// Versions is the size of the diff set: block versions read.

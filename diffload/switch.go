@@ -221,6 +221,7 @@ func (r *Runtime) begin(ctx context.Context, ti *taskInfo, start time.Time, wait
 			}
 		})
 		stats.Requests = ioSt.requests
+		stats.Buffers = ioSt.buffers
 		stats.BytesRead = ioSt.bytes
 		stats.GapBytes = ioSt.gap
 		stats.Read = ioSt.read

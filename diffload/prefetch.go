@@ -3,7 +3,6 @@ package diffload
 import (
 	"context"
 	"fmt"
-	"slices"
 	"time"
 )
 
@@ -110,29 +109,14 @@ func (r *Runtime) prefetch1(ctx context.Context, ti *taskInfo, stats *SwitchStat
 			if !r.evictable(c.Version) || !judge.PrefetchEvictable(cur, ti.spec.Name, c.Version) {
 				continue
 			}
-			s := r.slotOf[c.Version]
-			r.slotOf[c.Version] = -1
-			r.slots[s] = slotInfo{ver: -1}
-			r.free = append(r.free, s)
+			r.evictLocked(c.Version)
 			n++
 		}
 		stats.Evicted = n
 	}
 	// Lowest layers first, as far as the room goes.
 	diff = diff[:min(len(diff), len(r.free))]
-	slices.Sort(r.free)
-	byVer := slices.Clone(diff)
-	slices.Sort(byVer)
-	for i, v := range byVer {
-		s := r.free[i]
-		r.slotOf[v] = s
-		r.slots[s] = slotInfo{ver: int32(v)}
-	}
-	r.free = slices.Delete(r.free, 0, len(diff))
-	loads := make([]load, len(diff))
-	for i, v := range diff {
-		loads[i] = load{ver: v, slot: r.slotOf[v], pos: int32(i)}
-	}
+	loads := r.assignSlotsLocked(diff)
 	r.mu.Unlock()
 	reqs, extents := r.buildRequests(loads)
 	stats.Extents = extents

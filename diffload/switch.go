@@ -336,47 +336,14 @@ func (r *Runtime) plan(ctx context.Context, ti *taskInfo, p *Pending, wait bool)
 				r.mark[c.Version] = r.gen
 			}
 			for _, c := range cands[:need] {
-				s := r.slotOf[c.Version]
-				r.slotOf[c.Version] = -1
-				r.slots[s] = slotInfo{ver: -1}
-				r.free = append(r.free, s)
+				r.evictLocked(c.Version)
 			}
 			p.stats.Evicted = need
 		}
-		// Lowest free slots to lowest versions: consecutive versions on
-		// disk land in consecutive slots whenever the free list allows,
-		// so reads need no preadv.
-		slices.Sort(r.free)
-		byVer := slices.Clone(diff)
-		slices.Sort(byVer)
-		for i, v := range byVer {
-			s := r.free[i]
-			r.slotOf[v] = s
-			r.slots[s] = slotInfo{ver: int32(v)}
-		}
-		r.free = slices.Delete(r.free, 0, len(diff))
-		loads := make([]load, len(diff))
-		for i, v := range diff {
-			loads[i] = load{ver: v, slot: r.slotOf[v], pos: int32(i)}
-		}
+		loads := r.assignSlotsLocked(diff)
 		p.stats.Versions = len(diff)
 		p.stats.Reused = len(ti.versions) - len(diff)
-		st := &taskState{task: ti, refs: 1, views: make(map[string]*bsr.View, len(ti.spec.Tensors))}
-		for _, v := range ti.versions {
-			s := r.slotOf[v]
-			r.slots[s].pins++
-			st.slots = append(st.slots, s)
-		}
-		for k := range ti.spec.Tensors {
-			ts := &ti.spec.Tensors[k]
-			sl := make([]int32, len(ts.Versions))
-			for i, v := range ts.Versions {
-				sl[i] = r.slotOf[v]
-			}
-			st.views[ts.Name] = &bsr.View{Rows: ts.Rows, Cols: ts.Cols, R: r.m.R, C: r.m.C,
-				Indptr: ts.Indptr, Indices: ts.Indices, Arena: r.arena, Slots: sl, Stride: int(r.slotBytes / 4)}
-		}
-		r.live[st] = struct{}{}
+		st := r.pinTaskLocked(ti)
 		p.st = st
 		r.mu.Unlock()
 		return loads, nil
@@ -430,23 +397,7 @@ func (r *Runtime) restoreLocked(p *Pending) error {
 			return fmt.Errorf("task %q was unpublished to make room and must be switched to again", ti.spec.Name)
 		}
 	}
-	st := &taskState{task: ti, refs: 1, views: map[string]*bsr.View{}}
-	for _, v := range ti.versions {
-		s := r.slotOf[v]
-		r.slots[s].pins++
-		st.slots = append(st.slots, s)
-	}
-	for k := range ti.spec.Tensors {
-		ts := &ti.spec.Tensors[k]
-		sl := make([]int32, len(ts.Versions))
-		for i, v := range ts.Versions {
-			sl[i] = r.slotOf[v]
-		}
-		st.views[ts.Name] = &bsr.View{Rows: ts.Rows, Cols: ts.Cols, R: r.m.R, C: r.m.C,
-			Indptr: ts.Indptr, Indices: ts.Indices, Arena: r.arena, Slots: sl, Stride: int(r.slotBytes / 4)}
-	}
-	r.live[st] = struct{}{}
-	r.current = st
+	r.current = r.pinTaskLocked(ti)
 	p.retired = nil
 	p.stats.Restored = true
 	return nil
@@ -596,4 +547,58 @@ func (p *Pending) Wait() (*SwitchStats, error) {
 		return p.stats, p.final
 	}
 	return p.stats, nil
+}
+
+// evictLocked drops version v from its slot and frees the slot. r.mu is
+// held; the caller has checked that v is evictable.
+func (r *Runtime) evictLocked(v uint32) {
+	s := r.slotOf[v]
+	r.slotOf[v] = -1
+	r.slots[s] = slotInfo{ver: -1}
+	r.free = append(r.free, s)
+}
+
+// assignSlotsLocked gives every version of diff (in priority order; at most
+// len(r.free) of them) a free slot and returns the loads in that order.
+// Lowest free slots go to lowest versions, so consecutive versions on disk
+// land in consecutive slots whenever the free list allows and reads need no
+// preadv. r.mu is held.
+func (r *Runtime) assignSlotsLocked(diff []uint32) []load {
+	slices.Sort(r.free)
+	byVer := slices.Clone(diff)
+	slices.Sort(byVer)
+	for i, v := range byVer {
+		s := r.free[i]
+		r.slotOf[v] = s
+		r.slots[s] = slotInfo{ver: int32(v)}
+	}
+	r.free = slices.Delete(r.free, 0, len(diff))
+	loads := make([]load, len(diff))
+	for i, v := range diff {
+		loads[i] = load{ver: v, slot: r.slotOf[v], pos: int32(i)}
+	}
+	return loads
+}
+
+// pinTaskLocked builds a task state holding one reference: it pins every
+// slot of ti's versions (all of which have slots) and builds the task's
+// paged views over them. r.mu is held.
+func (r *Runtime) pinTaskLocked(ti *taskInfo) *taskState {
+	st := &taskState{task: ti, refs: 1, views: make(map[string]*bsr.View, len(ti.spec.Tensors))}
+	for _, v := range ti.versions {
+		s := r.slotOf[v]
+		r.slots[s].pins++
+		st.slots = append(st.slots, s)
+	}
+	for k := range ti.spec.Tensors {
+		ts := &ti.spec.Tensors[k]
+		sl := make([]int32, len(ts.Versions))
+		for i, v := range ts.Versions {
+			sl[i] = r.slotOf[v]
+		}
+		st.views[ts.Name] = &bsr.View{Rows: ts.Rows, Cols: ts.Cols, R: r.m.R, C: r.m.C,
+			Indptr: ts.Indptr, Indices: ts.Indices, Arena: r.arena, Slots: sl, Stride: int(r.slotBytes / 4)}
+	}
+	r.live[st] = struct{}{}
+	return st
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -27,20 +26,11 @@ func runAlign(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintln(stderr, "usage: dmbench align --task NAME=FILE ... [--base FILE] [--calib NAME=FILE] --density D --block RxC --eps E -o MASKS.safetensors")
 		fs.PrintDefaults()
 	}
-	if err := pkParse(fs, args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
+	opt, err := parsePackCommand(fs, &p, args, out, "MASKS.safetensors", stderr)
+	if opt == nil || err != nil {
 		return err
 	}
-	if *out == "" {
-		return errors.New("no -o MASKS.safetensors given")
-	}
-	opt, err := p.options(stderr)
-	if err != nil {
-		return err
-	}
-	res, err := pack.Run("", opt, true)
+	res, err := pack.Run("", *opt, true)
 	if err != nil {
 		return err
 	}

@@ -28,7 +28,7 @@ func runCalib(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintln(stderr, "(from PyTorch, use tools/calib_stats.py: see tools/README.md)")
 		fs.PrintDefaults()
 	}
-	if err := pkParse(fs, args); err != nil {
+	if err := parseNoArgs(fs, args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
 		}

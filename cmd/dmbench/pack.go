@@ -212,7 +212,8 @@ func pkProgressBar(w io.Writer) func(stage string, done, total int) {
 	}
 }
 
-func pkParse(fs *flag.FlagSet, args []string) error {
+// parseNoArgs parses flags and rejects positional arguments.
+func parseNoArgs(fs *flag.FlagSet, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -220,6 +221,26 @@ func pkParse(fs *flag.FlagSet, args []string) error {
 		return fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
 	return nil
+}
+
+// parsePackCommand parses the flags of pack and align (their shared flags
+// plus "-o", which must name outName) and returns the packer's options;
+// help given returns (nil, nil).
+func parsePackCommand(fs *flag.FlagSet, p *pkFlags, args []string, out *string, outName string, stderr io.Writer) (*pack.Options, error) {
+	if err := parseNoArgs(fs, args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil, nil
+		}
+		return nil, err
+	}
+	if *out == "" {
+		return nil, fmt.Errorf("no -o %s given", outName)
+	}
+	opt, err := p.options(stderr)
+	if err != nil {
+		return nil, err
+	}
+	return &opt, nil
 }
 
 func runPack(args []string, stdout, stderr io.Writer) error {
@@ -232,21 +253,12 @@ func runPack(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintln(stderr, "usage: dmbench pack --task NAME=FILE ... [--base FILE] [--calib NAME=FILE] --density D --block RxC --eps E [--independent] [--masks from-input] [--version-bound delta|weight] [--curve-eps LIST] -o FAMILY.dms")
 		fs.PrintDefaults()
 	}
-	if err := pkParse(fs, args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return err
-	}
-	if *out == "" {
-		return errors.New("no -o FAMILY.dms given")
-	}
-	opt, err := p.options(stderr)
-	if err != nil {
+	opt, err := parsePackCommand(fs, &p, args, out, "FAMILY.dms", stderr)
+	if opt == nil || err != nil {
 		return err
 	}
 	start := time.Now()
-	res, err := pack.Run(*out, opt, false)
+	res, err := pack.Run(*out, *opt, false)
 	if err != nil {
 		return err
 	}

@@ -73,18 +73,7 @@ func (r *Runtime) prefetch1(ctx context.Context, ti *taskInfo, stats *SwitchStat
 		r.mu.Unlock()
 		return fmt.Errorf("prefetch %q: %w", ti.spec.Name, ErrClosed)
 	}
-	r.gen++
-	if r.gen == 0 {
-		clear(r.mark)
-		r.gen = 1
-	}
-	var diff []uint32
-	for _, v := range ti.versions {
-		r.mark[v] = r.gen
-		if r.slotOf[v] < 0 {
-			diff = append(diff, v)
-		}
-	}
+	diff := r.markDiffLocked(ti)
 	stats.Reused = len(ti.versions) - len(diff)
 	// Make room by evicting resident versions that neither the prefetched
 	// task nor any held view needs (the published task's slots are

@@ -268,18 +268,7 @@ func (r *Runtime) plan(ctx context.Context, ti *taskInfo, p *Pending, wait bool)
 	task := ti.spec.Name
 	for {
 		r.mu.Lock()
-		r.gen++
-		if r.gen == 0 {
-			clear(r.mark)
-			r.gen = 1
-		}
-		var diff []uint32
-		for _, v := range ti.versions {
-			r.mark[v] = r.gen
-			if r.slotOf[v] < 0 {
-				diff = append(diff, v)
-			}
-		}
+		diff := r.markDiffLocked(ti)
 		need := len(diff) - len(r.free)
 		if need > 0 {
 			cands := r.candidates()
@@ -601,4 +590,23 @@ func (r *Runtime) pinTaskLocked(ti *taskInfo) *taskState {
 	}
 	r.live[st] = struct{}{}
 	return st
+}
+
+// markDiffLocked starts a new planning generation, marks every version of
+// ti as needed by it (so candidates excludes them) and returns ti's versions
+// that are not resident, in priority (layer) order. r.mu is held.
+func (r *Runtime) markDiffLocked(ti *taskInfo) []uint32 {
+	r.gen++
+	if r.gen == 0 {
+		clear(r.mark)
+		r.gen = 1
+	}
+	var diff []uint32
+	for _, v := range ti.versions {
+		r.mark[v] = r.gen
+		if r.slotOf[v] < 0 {
+			diff = append(diff, v)
+		}
+	}
+	return diff
 }

@@ -897,6 +897,54 @@ func checkLayer(a *LayerArgs) (bsr.Options, error) {
 	return bsr.Options{Accumulate: a.Flags&FlagAccumulate != 0, Workers: int(a.Threads)}, nil
 }
 
+// layerCall holds a checked Linear or Mul call: the views entry, which
+// stays read-locked until the caller runs ve.mu.RUnlock, the tensor's view,
+// the batch options, and X and Y as Go slices of exactly the needed length.
+type layerCall struct {
+	ve   *viewsEntry
+	v    *bsr.View
+	x, y []float32
+	opt  bsr.Options
+}
+
+// prepareLayer checks what Linear and Mul share: the batch arguments, the
+// views handle and tensor, and the lengths of X and Y the tensor implies
+// (batch-major for Linear, feature-major when xTransposed, for Mul). op
+// names the call in errors. On success the views entry is read-locked.
+func (t *Table) prepareLayer(op string, h uint64, name string, a *LayerArgs, xTransposed bool) (*layerCall, error) {
+	opt, err := checkLayer(a)
+	if err != nil {
+		return nil, fmt.Errorf("%s %q: %w", op, name, err)
+	}
+	ve, err := t.views(h)
+	if err != nil {
+		return nil, err
+	}
+	td, err := t.tensor(ve, name)
+	if err != nil {
+		ve.mu.RUnlock()
+		return nil, err
+	}
+	v := td.view
+	xShape := fmt.Sprintf("n x cols = %d x %d", a.N, v.Cols)
+	yShape := fmt.Sprintf("n x rows = %d x %d", a.N, v.Rows)
+	if xTransposed {
+		xShape = fmt.Sprintf("cols x n = %d x %d", v.Cols, a.N)
+		yShape = fmt.Sprintf("rows x n = %d x %d", v.Rows, a.N)
+	}
+	x, err := floats(a.X, a.XLen, a.N*int64(v.Cols), fmt.Sprintf("%s %q: x (%s)", op, name, xShape))
+	if err != nil {
+		ve.mu.RUnlock()
+		return nil, err
+	}
+	y, err := floats(a.Y, a.YLen, a.N*int64(v.Rows), fmt.Sprintf("%s %q: y (%s)", op, name, yShape))
+	if err != nil {
+		ve.mu.RUnlock()
+		return nil, err
+	}
+	return &layerCall{ve: ve, v: v, x: x, y: y, opt: opt}, nil
+}
+
 // Linear computes Y = X*W^T + bias for tensor name W of views h, with X
 // row-major n x cols and Y row-major n x rows (a linear layer on a batch of
 // n). Bias may be NULL; otherwise it has exactly rows values.
@@ -905,41 +953,24 @@ func (t *Table) Linear(h uint64, name string, ok bool, a LayerArgs) error {
 	if err != nil {
 		return err
 	}
-	opt, err := checkLayer(&a)
-	if err != nil {
-		return fmt.Errorf("linear %q: %w", name, err)
-	}
-	ve, err := t.views(h)
+	c, err := t.prepareLayer("linear", h, name, &a, false)
 	if err != nil {
 		return err
 	}
-	defer ve.mu.RUnlock()
-	td, err := t.tensor(ve, name)
-	if err != nil {
-		return err
-	}
-	v := td.view
-	x, err := floats(a.X, a.XLen, a.N*int64(v.Cols), fmt.Sprintf("linear %q: x (n x cols = %d x %d)", name, a.N, v.Cols))
-	if err != nil {
-		return err
-	}
-	y, err := floats(a.Y, a.YLen, a.N*int64(v.Rows), fmt.Sprintf("linear %q: y (n x rows = %d x %d)", name, a.N, v.Rows))
-	if err != nil {
-		return err
-	}
+	defer c.ve.mu.RUnlock()
 	var bias []float32
 	if a.Bias != nil {
-		if a.BiasLen != int64(v.Rows) {
-			return errorf(InvalidArgument, "linear %q: bias has %d floats, want rows = %d", name, a.BiasLen, v.Rows)
+		if a.BiasLen != int64(c.v.Rows) {
+			return errorf(InvalidArgument, "linear %q: bias has %d floats, want rows = %d", name, a.BiasLen, c.v.Rows)
 		}
-		if bias, err = floats(a.Bias, a.BiasLen, int64(v.Rows), fmt.Sprintf("linear %q: bias", name)); err != nil {
+		if bias, err = floats(a.Bias, a.BiasLen, int64(c.v.Rows), fmt.Sprintf("linear %q: bias", name)); err != nil {
 			return err
 		}
 	} else if a.BiasLen != 0 {
 		return errorf(InvalidArgument, "linear %q: bias is NULL but bias_len is %d", name, a.BiasLen)
 	}
-	if err := t.linear(y, x, int(a.N), v, bias, opt); err != nil {
-		return wrap(Internal, err, "linear %q of task %q", name, ve.task)
+	if err := t.linear(c.y, c.x, int(a.N), c.v, bias, c.opt); err != nil {
+		return wrap(Internal, err, "linear %q of task %q", name, c.ve.task)
 	}
 	return nil
 }
@@ -951,33 +982,16 @@ func (t *Table) Mul(h uint64, name string, ok bool, a LayerArgs) error {
 	if err != nil {
 		return err
 	}
-	opt, err := checkLayer(&a)
-	if err != nil {
-		return fmt.Errorf("mul %q: %w", name, err)
-	}
 	if a.Bias != nil || a.BiasLen != 0 {
 		return errorf(InvalidArgument, "mul %q: takes no bias", name)
 	}
-	ve, err := t.views(h)
+	c, err := t.prepareLayer("mul", h, name, &a, true)
 	if err != nil {
 		return err
 	}
-	defer ve.mu.RUnlock()
-	td, err := t.tensor(ve, name)
-	if err != nil {
-		return err
-	}
-	v := td.view
-	x, err := floats(a.X, a.XLen, a.N*int64(v.Cols), fmt.Sprintf("mul %q: x (cols x n = %d x %d)", name, v.Cols, a.N))
-	if err != nil {
-		return err
-	}
-	y, err := floats(a.Y, a.YLen, a.N*int64(v.Rows), fmt.Sprintf("mul %q: y (rows x n = %d x %d)", name, v.Rows, a.N))
-	if err != nil {
-		return err
-	}
-	if err := t.mul(y, v, x, int(a.N), opt); err != nil {
-		return wrap(Internal, err, "mul %q of task %q", name, ve.task)
+	defer c.ve.mu.RUnlock()
+	if err := t.mul(c.y, c.v, c.x, int(a.N), c.opt); err != nil {
+		return wrap(Internal, err, "mul %q of task %q", name, c.ve.task)
 	}
 	return nil
 }

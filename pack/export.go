@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 
+	"github.com/dmsparse/dmsparse/bsr"
 	"github.com/dmsparse/dmsparse/diffload"
 	"github.com/dmsparse/dmsparse/safetensors"
 )
@@ -66,36 +67,13 @@ func denseOut(e TensorEntry, v []float32) safetensors.Tensor {
 // (floating-point tensors as F32, integer and boolean tensors in their input
 // dtype), so any tool can evaluate them.
 func ExportDense(store, task, out string) error {
-	st, rep, err := OpenReport(store)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	q, err := taskOf(st, rep, task)
-	if err != nil {
-		return err
-	}
-	var ts []safetensors.Tensor
-	for _, e := range q.Tensors {
-		if e.Kind == KindDense {
-			v, _, err := st.DenseTensor(task, e.Name)
-			if err != nil {
-				return fmt.Errorf("pack: export: %w", err)
-			}
-			ts = append(ts, denseOut(e, v))
-			continue
-		}
-		m, err := st.TaskTensor(task, e.Name)
-		if err != nil {
-			return fmt.Errorf("pack: export: %w", err)
-		}
-		ts = append(ts, safetensors.FromFloat32(e.Name, safetensors.F32, e.Shape, m.ToDense()))
-	}
-	md := map[string]string{"format": "pt", "dmsparse.task": task, "dmsparse.store": store}
-	if err := safetensors.WriteFile(out, ts, md); err != nil {
-		return fmt.Errorf("pack: export task %q: %w", task, err)
-	}
-	return nil
+	return exportTask(store, task, out,
+		func(*Report) map[string]string {
+			return map[string]string{"format": "pt", "dmsparse.task": task, "dmsparse.store": store}
+		},
+		func(e *TensorEntry, m *bsr.Matrix, _ map[string]string) []safetensors.Tensor {
+			return []safetensors.Tensor{safetensors.FromFloat32(e.Name, safetensors.F32, e.Shape, m.ToDense())}
+		})
 }
 
 // ExportBSR writes a task's blocked tensors in BSR form: NAME.bsr_values
@@ -106,6 +84,27 @@ func ExportDense(store, task, out string) error {
 // or C do not divide are zero-padded: load them with the padded shape and
 // crop.
 func ExportBSR(store, task, out string) error {
+	return exportTask(store, task, out,
+		func(rep *Report) map[string]string {
+			return map[string]string{"format": "dmsparse-bsr", "dmsparse.task": task,
+				"block_size": fmt.Sprintf("[%d, %d]", rep.R, rep.C)}
+		},
+		func(e *TensorEntry, m *bsr.Matrix, md map[string]string) []safetensors.Tensor {
+			shape, _ := json.Marshal(e.Shape)
+			md[e.Name+".shape"] = string(shape)
+			return []safetensors.Tensor{
+				safetensors.FromFloat32(e.Name+".bsr_values", safetensors.F32, []int{m.NNZB(), m.R, m.C}, m.Data),
+				safetensors.FromInt32(e.Name+".bsr_col_indices", []int{len(m.Indices)}, m.Indices),
+				safetensors.FromInt32(e.Name+".bsr_crow_indices", []int{len(m.Indptr)}, m.Indptr),
+			}
+		})
+}
+
+// exportTask writes task's tensors from store to out: dense tensors whole
+// under their names, blocked tensors as blocked returns them (it may add
+// metadata), with the metadata meta builds from the store's report.
+func exportTask(store, task, out string, meta func(*Report) map[string]string,
+	blocked func(e *TensorEntry, m *bsr.Matrix, md map[string]string) []safetensors.Tensor) error {
 	st, rep, err := OpenReport(store)
 	if err != nil {
 		return err
@@ -115,28 +114,23 @@ func ExportBSR(store, task, out string) error {
 	if err != nil {
 		return err
 	}
-	md := map[string]string{"format": "dmsparse-bsr", "dmsparse.task": task,
-		"block_size": fmt.Sprintf("[%d, %d]", rep.R, rep.C)}
+	md := meta(rep)
 	var ts []safetensors.Tensor
-	for _, e := range q.Tensors {
+	for i := range q.Tensors {
+		e := &q.Tensors[i]
 		if e.Kind == KindDense {
 			v, _, err := st.DenseTensor(task, e.Name)
 			if err != nil {
 				return fmt.Errorf("pack: export: %w", err)
 			}
-			ts = append(ts, denseOut(e, v))
+			ts = append(ts, denseOut(*e, v))
 			continue
 		}
 		m, err := st.TaskTensor(task, e.Name)
 		if err != nil {
 			return fmt.Errorf("pack: export: %w", err)
 		}
-		ts = append(ts,
-			safetensors.FromFloat32(e.Name+".bsr_values", safetensors.F32, []int{m.NNZB(), m.R, m.C}, m.Data),
-			safetensors.FromInt32(e.Name+".bsr_col_indices", []int{len(m.Indices)}, m.Indices),
-			safetensors.FromInt32(e.Name+".bsr_crow_indices", []int{len(m.Indptr)}, m.Indptr))
-		shape, _ := json.Marshal(e.Shape)
-		md[e.Name+".shape"] = string(shape)
+		ts = append(ts, blocked(e, m, md)...)
 	}
 	if err := safetensors.WriteFile(out, ts, md); err != nil {
 		return fmt.Errorf("pack: export task %q: %w", task, err)

@@ -150,6 +150,19 @@ type ioStats struct {
 	verify   time.Duration
 }
 
+// setIO records what runIO did in the statistics of a switch or prefetch.
+func (s *SwitchStats) setIO(st ioStats) {
+	s.Requests = st.requests
+	s.Buffers = st.buffers
+	s.BytesRead = st.bytes
+	s.GapBytes = st.gap
+	s.Read = st.read
+	s.Verify = st.verify
+	if st.read > 0 {
+		s.Bandwidth = float64(st.bytes) / st.read.Seconds()
+	}
+}
+
 // runIO reads reqs with r.opt.InFlight goroutines straight into the pool
 // slots and verifies every version's CRC, calling onVerified (on the calling
 // goroutine) for each request's versions as they pass. Reader goroutines

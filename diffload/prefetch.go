@@ -133,15 +133,7 @@ func (r *Runtime) prefetch1(ctx context.Context, ti *taskInfo, stats *SwitchStat
 	}
 	r.mu.Unlock()
 	stats.Versions = n
-	stats.Requests = ioSt.requests
-	stats.Buffers = ioSt.buffers
-	stats.BytesRead = ioSt.bytes
-	stats.GapBytes = ioSt.gap
-	stats.Read = ioSt.read
-	stats.Verify = ioSt.verify
-	if ioSt.read > 0 {
-		stats.Bandwidth = float64(ioSt.bytes) / ioSt.read.Seconds()
-	}
+	stats.setIO(ioSt)
 	stats.Total = time.Since(start)
 	if err != nil {
 		return fmt.Errorf("prefetch %q: %w", ti.spec.Name, err)

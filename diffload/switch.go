@@ -220,15 +220,7 @@ func (r *Runtime) begin(ctx context.Context, ti *taskInfo, start time.Time, wait
 				}
 			}
 		})
-		stats.Requests = ioSt.requests
-		stats.Buffers = ioSt.buffers
-		stats.BytesRead = ioSt.bytes
-		stats.GapBytes = ioSt.gap
-		stats.Read = ioSt.read
-		stats.Verify = ioSt.verify
-		if ioSt.read > 0 {
-			stats.Bandwidth = float64(ioSt.bytes) / ioSt.read.Seconds()
-		}
+		stats.setIO(ioSt)
 		if err != nil {
 			p.err = r.failSwitch(p, loads, verified, bad, err)
 			stats.Total = time.Since(start)
